@@ -1,0 +1,186 @@
+//! The `tks` command line. Without a subcommand it runs the main job: train a spiking CNN on the
+//! embedded 8×8 digits and report test accuracy per timestep.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tks::config::RunConfig;
+use tks::data::digits;
+use tks::device::default_device;
+use tks::eval::EvalReport;
+use tks::surrogate::Surrogate;
+use tks::train::{TrainHooks, train};
+
+#[derive(Parser)]
+#[command(name = "tks", version, about = "Spiking neural networks with Temporal Knowledge Sharing", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a spiking network (default data: the embedded 8×8 digits) and evaluate it.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Default)]
+struct TrainArgs {
+    /// TOML run configuration; flags below override its fields.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Objective: baseline.
+    #[arg(long)]
+    objective: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Timesteps T.
+    #[arg(long, short = 'T')]
+    timesteps: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Firing threshold of every neuron.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Surrogate gradient: triangle, sigmoid, atan, rectangle, bireal (default parameters).
+    #[arg(long)]
+    surrogate: Option<String>,
+    /// Write the epoch history as JSON lines to this file.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Run on CUDA device 0 (build with `--features cuda`).
+    #[arg(long)]
+    cuda: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
+        Command::Train(args) => run_train(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default(),
+    };
+    if let Some(v) = &args.objective {
+        config.objective = v.clone();
+    }
+    let t = &mut config.train;
+    if let Some(v) = args.epochs {
+        t.epochs = v;
+    }
+    if let Some(v) = args.timesteps {
+        t.timesteps = v;
+    }
+    if let Some(v) = args.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        t.lr = v;
+    }
+    if let Some(v) = args.weight_decay {
+        t.weight_decay = v;
+    }
+    if let Some(v) = args.seed {
+        t.seed = v;
+    }
+    if let Some(v) = args.threshold {
+        config.neuron_mut().threshold = v;
+    }
+    if let Some(v) = &args.surrogate {
+        config.neuron_mut().surrogate = Surrogate::from_name(v)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let config = resolve(&args)?;
+    if args.print_config {
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
+    let device = default_device(args.cuda)?;
+    let data = digits::load()?;
+    let objective = config.objective()?;
+    let t = &config.train;
+    println!(
+        "tks: training {:?} with objective `{}` on embedded digits ({} train / {} test, 8x8), T={}, {} epochs, batch {}, lr {}, seed {}",
+        arch_name(&config),
+        objective.name(),
+        data.train.len(),
+        data.test.len(),
+        t.timesteps,
+        t.epochs,
+        t.batch_size,
+        t.lr,
+        t.seed
+    );
+    let mut metrics_file = match &args.metrics {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create metrics file {}", p.display()))?),
+        None => None,
+    };
+    let mut on_epoch = |r: &tks::train::EpochRecord| {
+        println!(
+            "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
+            r.epoch,
+            t.epochs,
+            r.loss,
+            100.0 * r.train_accuracy,
+            100.0 * r.test.accuracy,
+            r.lr,
+            r.seconds,
+            r.samples_per_second
+        );
+        if let Some(f) = metrics_file.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    };
+    let hooks = TrainHooks { progress_bar: true, on_epoch: Some(&mut on_epoch) };
+    let outcome = train(&config.model, t, objective.as_ref(), &data, &device, hooks)?;
+    print_eval(outcome.final_test());
+    Ok(())
+}
+
+fn arch_name(config: &RunConfig) -> String {
+    toml::to_string(&config.model)
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("arch")).map(|l| l.replace("arch = ", "").replace('"', "")))
+        .unwrap_or_default()
+}
+
+fn print_eval(r: &EvalReport) {
+    println!("\ntest accuracy per timestep ({} samples):", r.samples);
+    println!("  t   own output   running mean");
+    for (t, (own, run)) in r.per_timestep.iter().zip(&r.running_mean).enumerate() {
+        println!("  {:<3} {:>9.2}%   {:>10.2}%", t + 1, 100.0 * own, 100.0 * run);
+    }
+    println!("final test accuracy (mean over T={}): {:.2}%", r.timesteps, 100.0 * r.accuracy);
+}

@@ -23,5 +23,6 @@ pub mod layer;
 pub mod model;
 pub mod neuron;
 pub mod objective;
+pub mod params;
 pub mod surrogate;
 pub mod train;

@@ -102,7 +102,7 @@ mod tests {
     fn shapes_and_parameter_count() {
         let device = Device::flex();
         let m = SmallCnnConfig::default().init(&device).unwrap();
-        assert_eq!(m.num_params(), 50_378, "the reference SmallCNN's count");
+        assert_eq!(crate::params::trainable_params(&m), 50_378, "the reference SmallCNN count");
         let out = m.forward_output(Tensor::zeros([2, 3, 1, 28, 28], &device), true);
         assert_eq!(out.logits.dims(), [2, 3, 10]);
         assert_eq!(out.stage.unwrap().dims(), [2, 3, 32, 14, 14]);

@@ -119,6 +119,11 @@ pub struct TrainHooks<'a> {
 
 /// Trains a freshly initialised `model` on `data.train`, evaluating on `data.test` after each
 /// epoch. `device` is the plain (non-autodiff) device; training runs on its autodiff form.
+///
+/// Deterministic for a given seed: initialisation and stochastic layers draw from burn's device
+/// generator, seeded here, and shuffling from a generator seeded by `(seed, epoch)`. burn's
+/// generator is shared by the whole process, so two runs training at the same time in one
+/// process interleave their draws; run them one after the other to reproduce a curve.
 pub fn train(
     model_config: &ModelConfig,
     config: &TrainConfig,

@@ -15,10 +15,22 @@ fn main() -> anyhow::Result<()> {
 
     // 1. A LIF neuron layer, multi-step over [T, B, N]: a constant input of 0.6 with threshold
     //    1.0 and decay 0.5 charges 0.6, 0.9, 1.05 → fires at the third step.
-    let lif = NeuronConfig { kind: NeuronKind::Lif, threshold: 1.0, decay: 0.5, ..Default::default() }.init(&device)?;
+    let lif = NeuronConfig {
+        kind: NeuronKind::Lif,
+        threshold: 1.0,
+        decay: 0.5,
+        ..Default::default()
+    }
+    .init(&device)?;
     let trace = lif.forward_trace(Tensor::<3>::full([4, 1, 1], 0.6, &device));
-    println!("membrane before reset: {:?}", tks::eval::values(trace.h_pre_reset));
-    println!("spikes:                {:?}", tks::eval::values(trace.spikes));
+    println!(
+        "membrane before reset: {:?}",
+        tks::eval::values(trace.h_pre_reset)
+    );
+    println!(
+        "spikes:                {:?}",
+        tks::eval::values(trace.spikes)
+    );
 
     // 2. A run configuration: the default small CNN on 8×8 digits, with the atan surrogate.
     let mut config = RunConfig::default();
@@ -29,14 +41,24 @@ fn main() -> anyhow::Result<()> {
     // 3. Train and evaluate.
     let data = digits::load()?;
     let objective = config.objective()?;
-    let mut on_epoch = |r: &tks::train::EpochRecord| println!("epoch {}: loss {:.4}, test {:.2}%", r.epoch, r.loss, 100.0 * r.test.accuracy);
+    let mut on_epoch = |r: &tks::train::EpochRecord| {
+        println!(
+            "epoch {}: loss {:.4}, test {:.2}%",
+            r.epoch,
+            r.loss,
+            100.0 * r.test.accuracy
+        )
+    };
     let outcome = train(
         &config.model,
         &config.train,
         objective.as_ref(),
         &data,
         &device,
-        TrainHooks { progress_bar: false, on_epoch: Some(&mut on_epoch) },
+        TrainHooks {
+            progress_bar: false,
+            on_epoch: Some(&mut on_epoch),
+        },
     )?;
     for (t, acc) in outcome.final_test().per_timestep.iter().enumerate() {
         println!("timestep {}: {:.2}%", t + 1, 100.0 * acc);

@@ -90,7 +90,9 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// The loss became NaN or infinite.
-    #[error("loss is {value} at epoch {epoch}, step {step} (global step {global_step}); lower the learning rate or check the data")]
+    #[error(
+        "loss is {value} at epoch {epoch}, step {step} (global step {global_step}); lower the learning rate or check the data"
+    )]
     NonFiniteLoss {
         /// Epoch (1-based).
         epoch: usize,

@@ -10,6 +10,7 @@ use tks::config::RunConfig;
 use tks::data::digits;
 use tks::device::default_device;
 use tks::eval::EvalReport;
+use tks::objective::ObjectiveConfig;
 use tks::surrogate::Surrogate;
 use tks::train::{TrainHooks, train};
 
@@ -31,9 +32,21 @@ struct TrainArgs {
     /// TOML run configuration; flags below override its fields.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Objective: baseline.
+    /// Objective: baseline, ls, tet, tks (default parameters unless the config names the same one).
     #[arg(long)]
     objective: Option<String>,
+    /// TKS temperature τ (objective tks).
+    #[arg(long)]
+    tks_temperature: Option<f64>,
+    /// TKS α, final weight of the knowledge-sharing term (objective tks).
+    #[arg(long)]
+    tks_alpha: Option<f64>,
+    /// Label-smoothing ε (objective ls).
+    #[arg(long)]
+    ls_epsilon: Option<f64>,
+    /// TET λ, weight of the MSE regulariser (objective tet).
+    #[arg(long)]
+    tet_lambda: Option<f64>,
     /// Epochs.
     #[arg(long)]
     epochs: Option<usize>,
@@ -88,9 +101,12 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
     };
-    if let Some(v) = &args.objective {
-        config.objective = v.clone();
+    if let Some(v) = &args.objective
+        && v != config.objective.name()
+    {
+        config.objective = ObjectiveConfig::from_name(v)?;
     }
+    apply_objective_overrides(args, &mut config.objective)?;
     let t = &mut config.train;
     if let Some(v) = args.epochs {
         t.epochs = v;
@@ -120,6 +136,44 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
     Ok(config)
 }
 
+/// `--tks-*`, `--ls-*`, `--tet-*` overrides; each needs its objective to be selected.
+fn apply_objective_overrides(
+    args: &TrainArgs,
+    objective: &mut ObjectiveConfig,
+) -> anyhow::Result<()> {
+    let name = objective.name();
+    let wrong = |flag: &str, needs: &str| {
+        anyhow::anyhow!(
+            "`{flag}` applies to objective `{needs}`, but the objective is `{name}` (add `--objective {needs}`)"
+        )
+    };
+    if let Some(v) = args.tks_temperature {
+        match objective {
+            ObjectiveConfig::Tks(c) => c.temperature = v,
+            _ => return Err(wrong("--tks-temperature", "tks")),
+        }
+    }
+    if let Some(v) = args.tks_alpha {
+        match objective {
+            ObjectiveConfig::Tks(c) => c.alpha = v,
+            _ => return Err(wrong("--tks-alpha", "tks")),
+        }
+    }
+    if let Some(v) = args.ls_epsilon {
+        match objective {
+            ObjectiveConfig::Ls(c) => c.epsilon = v,
+            _ => return Err(wrong("--ls-epsilon", "ls")),
+        }
+    }
+    if let Some(v) = args.tet_lambda {
+        match objective {
+            ObjectiveConfig::Tet(c) => c.lambda = v,
+            _ => return Err(wrong("--tet-lambda", "tet")),
+        }
+    }
+    Ok(())
+}
+
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let config = resolve(&args)?;
     if args.print_config {
@@ -143,7 +197,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         t.seed
     );
     let mut metrics_file = match &args.metrics {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create metrics file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot create metrics file {}", p.display()))?,
+        ),
         None => None,
     };
     let mut on_epoch = |r: &tks::train::EpochRecord| {
@@ -163,7 +220,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
         }
     };
-    let hooks = TrainHooks { progress_bar: true, on_epoch: Some(&mut on_epoch) };
+    let hooks = TrainHooks {
+        progress_bar: true,
+        on_epoch: Some(&mut on_epoch),
+    };
     let outcome = train(&config.model, t, objective.as_ref(), &data, &device, hooks)?;
     print_eval(outcome.final_test());
     Ok(())
@@ -172,7 +232,11 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 fn arch_name(config: &RunConfig) -> String {
     toml::to_string(&config.model)
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("arch")).map(|l| l.replace("arch = ", "").replace('"', "")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("arch"))
+                .map(|l| l.replace("arch = ", "").replace('"', ""))
+        })
         .unwrap_or_default()
 }
 
@@ -180,7 +244,16 @@ fn print_eval(r: &EvalReport) {
     println!("\ntest accuracy per timestep ({} samples):", r.samples);
     println!("  t   own output   running mean");
     for (t, (own, run)) in r.per_timestep.iter().zip(&r.running_mean).enumerate() {
-        println!("  {:<3} {:>9.2}%   {:>10.2}%", t + 1, 100.0 * own, 100.0 * run);
+        println!(
+            "  {:<3} {:>9.2}%   {:>10.2}%",
+            t + 1,
+            100.0 * own,
+            100.0 * run
+        );
     }
-    println!("final test accuracy (mean over T={}): {:.2}%", r.timesteps, 100.0 * r.accuracy);
+    println!(
+        "final test accuracy (mean over T={}): {:.2}%",
+        r.timesteps,
+        100.0 * r.accuracy
+    );
 }

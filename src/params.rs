@@ -29,7 +29,10 @@ impl ModuleVisitor for Counter {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let buffer = matches!(self.path.last().map(String::as_str), Some("running_mean" | "running_var"));
+        let buffer = matches!(
+            self.path.last().map(String::as_str),
+            Some("running_mean" | "running_var")
+        );
         if !buffer {
             self.total += param.shape().num_elements();
         }

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn tks(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tks")).args(args).output().expect("run tks");
+    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
+        .args(args)
+        .output()
+        .expect("run tks");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -60,9 +63,17 @@ fn bad_flags_and_configs_name_field_and_value() {
 fn print_config_round_trips() {
     let (ok, out, err) = tks(&["train", "--print-config", "--epochs", "3", "-T", "6"]);
     assert!(ok, "{err}");
-    assert!(out.contains("epochs = 3") && out.contains("timesteps = 6"), "{out}");
+    assert!(
+        out.contains("epochs = 3") && out.contains("timesteps = 6"),
+        "{out}"
+    );
     let path = temp_file("printed.toml", &out);
-    let (ok, again, err) = tks(&["train", "--print-config", "--config", path.to_str().unwrap()]);
+    let (ok, again, err) = tks(&[
+        "train",
+        "--print-config",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert_eq!(out, again);
 }

@@ -13,8 +13,15 @@ fn run(config: &RunConfig) -> tks::train::TrainOutcome {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = digits::load().expect("embedded digits");
     let objective = config.objective().expect("objective");
-    train(&config.model, &config.train, objective.as_ref(), &data, &Device::flex(), TrainHooks::default())
-        .expect("training runs")
+    train(
+        &config.model,
+        &config.train,
+        objective.as_ref(),
+        &data,
+        &Device::flex(),
+        TrainHooks::default(),
+    )
+    .expect("training runs")
 }
 
 #[test]
@@ -24,7 +31,11 @@ fn main_job_reaches_90_percent_and_reports_every_timestep() {
     let report = outcome.final_test();
     assert_eq!(report.per_timestep.len(), config.train.timesteps);
     assert_eq!(report.samples, 355);
-    assert!(report.accuracy >= 0.90, "test accuracy {:.4} < 0.90", report.accuracy);
+    assert!(
+        report.accuracy >= 0.90,
+        "test accuracy {:.4} < 0.90",
+        report.accuracy
+    );
     let first = outcome.history.first().unwrap().loss;
     let last = outcome.history.last().unwrap().loss;
     assert!(last < 0.5 * first, "loss did not fall: {first} → {last}");
@@ -36,10 +47,23 @@ fn same_seed_same_loss_curve_other_seed_other_curve() {
     config.train.epochs = 2;
     let a = run(&config);
     let b = run(&config);
-    let losses = |o: &tks::train::TrainOutcome| o.history.iter().flat_map(|r| r.step_losses.clone()).collect::<Vec<f64>>();
-    assert_eq!(losses(&a), losses(&b), "same seed must give the same loss curve");
+    let losses = |o: &tks::train::TrainOutcome| {
+        o.history
+            .iter()
+            .flat_map(|r| r.step_losses.clone())
+            .collect::<Vec<f64>>()
+    };
+    assert_eq!(
+        losses(&a),
+        losses(&b),
+        "same seed must give the same loss curve"
+    );
     assert_eq!(a.final_test(), b.final_test());
     config.train.seed += 1;
     let c = run(&config);
-    assert_ne!(losses(&a), losses(&c), "another seed should give another curve");
+    assert_ne!(
+        losses(&a),
+        losses(&c),
+        "another seed should give another curve"
+    );
 }

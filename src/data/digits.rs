@@ -20,10 +20,17 @@ pub fn parse_csv_gz(bytes: &[u8], name: &str) -> Result<(Vec<f32>, Vec<u32>), Da
     let mut text = String::new();
     GzDecoder::new(bytes)
         .read_to_string(&mut text)
-        .map_err(|source| DataError::Io { path: name.into(), source })?;
+        .map_err(|source| DataError::Io {
+            path: name.into(),
+            source,
+        })?;
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
-    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (line_no, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let bad = |what: String| DataError::Malformed {
             path: name.into(),
             location: format!("line {}", line_no + 1),
@@ -34,13 +41,19 @@ pub fn parse_csv_gz(bytes: &[u8], name: &str) -> Result<(Vec<f32>, Vec<u32>), Da
             return Err(bad(format!("expected 65 fields, found {}", fields.len())));
         }
         for f in &fields[..64] {
-            let v: f32 = f.trim().parse().map_err(|_| bad(format!("pixel `{f}` is not a number")))?;
+            let v: f32 = f
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("pixel `{f}` is not a number")))?;
             if !(0.0..=16.0).contains(&v) {
                 return Err(bad(format!("pixel {v} outside 0..16")));
             }
             pixels.push(v / 16.0);
         }
-        let label: u32 = fields[64].trim().parse().map_err(|_| bad(format!("label `{}` is not an integer", fields[64])))?;
+        let label: u32 = fields[64]
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("label `{}` is not an integer", fields[64])))?;
         if label > 9 {
             return Err(bad(format!("label {label} outside 0..9")));
         }
@@ -67,8 +80,22 @@ pub fn load() -> Result<Split, DataError> {
         }
     }
     Ok(Split {
-        train: Dataset::new("digits/train", SampleKind::Static, [1, 8, 8], 10, train_x, train_y)?,
-        test: Dataset::new("digits/test", SampleKind::Static, [1, 8, 8], 10, test_x, test_y)?,
+        train: Dataset::new(
+            "digits/train",
+            SampleKind::Static,
+            [1, 8, 8],
+            10,
+            train_x,
+            train_y,
+        )?,
+        test: Dataset::new(
+            "digits/test",
+            SampleKind::Static,
+            [1, 8, 8],
+            10,
+            test_x,
+            test_y,
+        )?,
     })
 }
 
@@ -95,8 +122,13 @@ mod tests {
         use std::io::Write;
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
         enc.write_all(b"1,2,3\n").unwrap();
-        let err = parse_csv_gz(&enc.finish().unwrap(), "x.csv.gz").unwrap_err().to_string();
-        assert!(err.contains("x.csv.gz") && err.contains("line 1") && err.contains("65"), "{err}");
+        let err = parse_csv_gz(&enc.finish().unwrap(), "x.csv.gz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.csv.gz") && err.contains("line 1") && err.contains("65"),
+            "{err}"
+        );
         let err = parse_csv_gz(b"not gzip", "y.gz").unwrap_err().to_string();
         assert!(err.contains("y.gz"), "{err}");
     }

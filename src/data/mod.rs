@@ -1,6 +1,8 @@
 //! Datasets: an in-memory labelled set of frames, the embedded default data, batching.
 
 pub mod digits;
+pub mod events;
+pub mod formats;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -68,7 +70,14 @@ impl Dataset {
         labels: Vec<u32>,
     ) -> Result<Self, DataError> {
         let name = name.into();
-        let d = Self { name, kind, frame_shape, num_classes, values, labels };
+        let d = Self {
+            name,
+            kind,
+            frame_shape,
+            num_classes,
+            values,
+            labels,
+        };
         let malformed = |location: String, what: String| DataError::Malformed {
             path: d.name.clone().into(),
             location,
@@ -77,11 +86,24 @@ impl Dataset {
         if d.values.len() != d.labels.len() * d.sample_len() {
             return Err(malformed(
                 "whole set".into(),
-                format!("{} values for {} labels of {} values each", d.values.len(), d.labels.len(), d.sample_len()),
+                format!(
+                    "{} values for {} labels of {} values each",
+                    d.values.len(),
+                    d.labels.len(),
+                    d.sample_len()
+                ),
             ));
         }
-        if let Some((i, l)) = d.labels.iter().enumerate().find(|(_, l)| **l as usize >= num_classes) {
-            return Err(malformed(format!("sample {i}"), format!("label {l} out of range 0..{num_classes}")));
+        if let Some((i, l)) = d
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= num_classes)
+        {
+            return Err(malformed(
+                format!("sample {i}"),
+                format!("label {l} out of range 0..{num_classes}"),
+            ));
         }
         Ok(d)
     }
@@ -109,7 +131,8 @@ impl Dataset {
     pub fn order(&self, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.len()).collect();
         if shuffle {
-            let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             idx.shuffle(&mut rng);
         }
         idx
@@ -119,7 +142,13 @@ impl Dataset {
     ///
     /// Static samples are encoded by `encoder`; event samples must already have `timesteps`
     /// frames.
-    pub fn batch(&self, indices: &[usize], timesteps: usize, encoder: Encoder, device: &Device) -> Batch {
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        timesteps: usize,
+        encoder: Encoder,
+        device: &Device,
+    ) -> Batch {
         let n = self.sample_len();
         let mut values = Vec::with_capacity(indices.len() * n);
         for &i in indices {
@@ -134,8 +163,12 @@ impl Dataset {
                 encoder.encode::<4, 5>(x, timesteps)
             }
             SampleKind::Frames { timesteps: t } => {
-                assert_eq!(t, timesteps, "event samples carry {t} frames, model asked for {timesteps}");
-                Tensor::<5>::from_data(TensorData::new(values, [b, t, c, h, w]), device).swap_dims(0, 1)
+                assert_eq!(
+                    t, timesteps,
+                    "event samples carry {t} frames, model asked for {timesteps}"
+                );
+                Tensor::<5>::from_data(TensorData::new(values, [b, t, c, h, w]), device)
+                    .swap_dims(0, 1)
             }
         };
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);

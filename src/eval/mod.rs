@@ -86,7 +86,10 @@ pub fn argmax(row: &[f32]) -> usize {
 
 /// Plain `f32` values of a tensor.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 /// Evaluates `model` (switched to inference mode) on `data` at `timesteps`.
@@ -120,7 +123,8 @@ mod tests {
         // T=2, B=2, C=3. Sample 0 (label 2): t0 → 0 wrong, t1 → 2 right; mean [1,0,1.5] → 2 right.
         // Sample 1 (label 1): t0 → 1 right, t1 → 0 wrong; mean [2.5,1.5,0] → 0 wrong.
         let logits = [
-            1.0, 0.0, 0.5, /* t0 b1 */ 0.0, 3.0, 0.0, /* t1 b0 */ 1.0, 0.0, 2.5, /* t1 b1 */ 5.0, 0.0, 0.0,
+            1.0, 0.0, 0.5, /* t0 b1 */ 0.0, 3.0, 0.0, /* t1 b0 */ 1.0, 0.0, 2.5,
+            /* t1 b1 */ 5.0, 0.0, 0.0,
         ];
         let mut c = AccuracyCounter::default();
         c.add(&logits, [2, 2, 3], &[2, 1]);

@@ -73,7 +73,12 @@ impl ConvBn {
     ) -> Self {
         let conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(kernel / 2, kernel / 2, kernel / 2, kernel / 2))
+            .with_padding(PaddingConfig2d::Explicit(
+                kernel / 2,
+                kernel / 2,
+                kernel / 2,
+                kernel / 2,
+            ))
             .with_bias(bias || matches!(norm, Norm::None))
             // Kaiming-normal, fan_out, ReLU gain: the init of TET's and TKS's code.
             .with_initializer(Initializer::KaimingNormal {
@@ -200,7 +205,11 @@ pub enum Encoder {
 
 impl Encoder {
     /// `[B, ...]` → `[T, B, ...]`.
-    pub fn encode<const D: usize, const D1: usize>(&self, x: Tensor<D>, timesteps: usize) -> Tensor<D1> {
+    pub fn encode<const D: usize, const D1: usize>(
+        &self,
+        x: Tensor<D>,
+        timesteps: usize,
+    ) -> Tensor<D1> {
         assert_eq!(D1, D + 1, "encoder output rank must be input rank + 1");
         let x: Tensor<D1> = x.unsqueeze_dim(0);
         let repeated = x.repeat_dim(0, timesteps);
@@ -233,7 +242,14 @@ mod tests {
     fn tdbn_scales_gamma_by_threshold() {
         let device = Device::flex();
         let cb = ConvBn::new(2, 4, 3, 1, false, Norm::TdBn { alpha: 1.0 }, 0.5, &device);
-        let g: Vec<f32> = cb.bn.unwrap().gamma.val().to_data().try_to_vec::<f32>().unwrap();
+        let g: Vec<f32> = cb
+            .bn
+            .unwrap()
+            .gamma
+            .val()
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(g, vec![0.5; 4]);
     }
 
@@ -247,7 +263,7 @@ mod tests {
         for t in 1..4 {
             assert_eq!(&v[..frame], &v[t * frame..(t + 1) * frame]);
         }
-        assert!(v.iter().any(|&x| x == 0.0) && v.iter().any(|&x| x == 2.0));
+        assert!(v.contains(&0.0) && v.contains(&2.0));
         assert!(SharedDropout::new(1.5).is_err());
     }
 
@@ -257,7 +273,11 @@ mod tests {
         let x = Tensor::<2>::from_floats([[0.0, 1.0, 0.25]], &device);
         let d: Tensor<3> = Encoder::Direct.encode(x.clone(), 4);
         assert_eq!(d.dims(), [4, 1, 3]);
-        let p: Vec<f32> = Encoder::Poisson.encode::<2, 3>(x, 400).to_data().try_to_vec::<f32>().unwrap();
+        let p: Vec<f32> = Encoder::Poisson
+            .encode::<2, 3>(x, 400)
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let col = |c: usize| p.iter().skip(c).step_by(3).sum::<f32>() / 400.0;
         assert_eq!(col(0), 0.0);
         assert_eq!(col(1), 1.0);
@@ -288,7 +308,16 @@ impl ConvBnSpike {
         device: &Device,
     ) -> Result<Self, ConfigError> {
         Ok(Self {
-            conv_bn: ConvBn::new(in_channels, out_channels, kernel, stride, true, norm, neuron.threshold, device),
+            conv_bn: ConvBn::new(
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                true,
+                norm,
+                neuron.threshold,
+                device,
+            ),
             neuron: neuron.init(device)?,
         })
     }

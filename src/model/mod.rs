@@ -2,15 +2,57 @@
 //! `[T, B, classes]` (the "sub-model" outputs whose mean is the prediction), and can expose the
 //! output of an intermediate stage for objectives that need it (TSSD, BKD).
 
+mod resnet19;
+mod sew_resnet;
 mod small_cnn;
+mod vgg_snn;
 
+pub use resnet19::{BasicBlock, MlpHead, ResNet19, ResNet19Config};
+pub use sew_resnet::{SewBasicBlock, SewBlock, SewBottleneck, SewHead, SewResNet, SewResNetConfig};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use vgg_snn::{VggSnn, VggSnnConfig, VggStage};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+
+/// A channel count `c` scaled by the width multiplier: `max(1, round(c·width))`.
+pub(crate) fn scaled(c: usize, width: f64) -> usize {
+    ((c as f64 * width).round() as usize).max(1)
+}
+
+/// Checks `model.width` (finite, > 0, at most 64).
+pub(crate) fn check_width(width: f64) -> Result<(), ConfigError> {
+    if width.is_finite() && width > 0.0 && width <= 64.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "model.width",
+            width,
+            "must be finite and within (0, 64]",
+        ))
+    }
+}
+
+/// Checks `model.num_classes` (at least 2).
+pub(crate) fn check_classes(num_classes: usize) -> Result<(), ConfigError> {
+    if num_classes < 2 {
+        return Err(ConfigError::invalid(
+            "model.num_classes",
+            num_classes,
+            "must be at least 2",
+        ));
+    }
+    Ok(())
+}
+
+/// Global average pool per timestep: `[T, B, C, H, W]` → `[T, B, C]`.
+pub(crate) fn global_avg_pool(x: Tensor<5>) -> Tensor<3> {
+    let [t, b, c, _, _] = x.dims();
+    x.mean_dims(&[3, 4]).reshape([t, b, c])
+}
 
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
@@ -27,6 +69,14 @@ pub struct SnnOutput {
 pub enum ModelConfig {
     /// Small conv net (two conv-BN-spike blocks).
     SmallCnn(SmallCnnConfig),
+    /// TET/TKS VGG-SNN (`arch = "vgg_snn"`).
+    VggSnn(VggSnnConfig),
+    /// ResNet-19 with tdBN (`arch = "resnet19"`).
+    #[serde(rename = "resnet19")]
+    ResNet19(ResNet19Config),
+    /// SEW-ResNet-18/19/34/50 (`arch = "sew_resnet"`, `depth = …`).
+    #[serde(rename = "sew_resnet")]
+    SewResNet(SewResNetConfig),
 }
 
 impl ModelConfig {
@@ -34,6 +84,9 @@ impl ModelConfig {
     pub fn init(&self, device: &Device) -> Result<Model, ConfigError> {
         Ok(match self {
             ModelConfig::SmallCnn(c) => Model::SmallCnn(c.init(device)?),
+            ModelConfig::VggSnn(c) => Model::VggSnn(c.init(device)?),
+            ModelConfig::ResNet19(c) => Model::ResNet19(c.init(device)?),
+            ModelConfig::SewResNet(c) => Model::SewResNet(c.init(device)?),
         })
     }
 
@@ -41,6 +94,9 @@ impl ModelConfig {
     pub fn num_classes(&self) -> usize {
         match self {
             ModelConfig::SmallCnn(c) => c.num_classes,
+            ModelConfig::VggSnn(c) => c.num_classes,
+            ModelConfig::ResNet19(c) => c.num_classes,
+            ModelConfig::SewResNet(c) => c.num_classes,
         }
     }
 
@@ -48,15 +104,28 @@ impl ModelConfig {
     pub fn input_shape(&self) -> [usize; 3] {
         match self {
             ModelConfig::SmallCnn(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::VggSnn(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::ResNet19(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::SewResNet(c) => [c.in_channels, c.input_size, c.input_size],
         }
     }
 }
 
 /// Any model built from a [`ModelConfig`].
 #[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one model per run; burn modules cannot be boxed"
+)]
 pub enum Model {
     /// See [`SmallCnn`].
     SmallCnn(SmallCnn),
+    /// See [`VggSnn`].
+    VggSnn(VggSnn),
+    /// See [`ResNet19`].
+    ResNet19(ResNet19),
+    /// See [`SewResNet`].
+    SewResNet(SewResNet),
 }
 
 impl Model {
@@ -69,6 +138,47 @@ impl Model {
     pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
         match self {
             Model::SmallCnn(m) => m.forward_output(x, with_stage),
+            Model::VggSnn(m) => m.forward_output(x, with_stage),
+            Model::ResNet19(m) => m.forward_output(x, with_stage),
+            Model::SewResNet(m) => m.forward_output(x, with_stage),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_tags_parse_and_bad_values_name_the_field() {
+        let parse = |s: &str| toml::from_str::<ModelConfig>(s).unwrap();
+        let vgg = parse("arch = \"vgg_snn\"\nwidth = 0.25\n");
+        assert_eq!((vgg.input_shape(), vgg.num_classes()), ([2, 48, 48], 10));
+        let r19 = parse("arch = \"resnet19\"\nnum_classes = 100\n");
+        assert_eq!((r19.input_shape(), r19.num_classes()), ([3, 32, 32], 100));
+        let sew = parse("arch = \"sew_resnet\"\ndepth = 34\ncifar_stem = true\ninput_size = 32\n");
+        assert!(matches!(&sew, ModelConfig::SewResNet(c) if c.depth == 34 && c.cifar_stem));
+        for (text, field, value) in [
+            (
+                "[model]\narch = \"sew_resnet\"\ndepth = 20\n",
+                "model.depth",
+                "20",
+            ),
+            (
+                "[model]\narch = \"resnet19\"\nwidth = 0\n",
+                "model.width",
+                "0",
+            ),
+            (
+                "[model]\narch = \"vgg_snn\"\ninput_size = 50\n",
+                "model.input_size",
+                "50",
+            ),
+        ] {
+            let e = crate::config::RunConfig::from_toml(text, "r.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(value), "{e}");
         }
     }
 }

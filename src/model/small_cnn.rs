@@ -50,10 +50,18 @@ impl SmallCnnConfig {
         check_nonzero("model.channels[0]", self.channels[0])?;
         check_nonzero("model.channels[1]", self.channels[1])?;
         if self.num_classes < 2 {
-            return Err(ConfigError::invalid("model.num_classes", self.num_classes, "must be at least 2"));
+            return Err(ConfigError::invalid(
+                "model.num_classes",
+                self.num_classes,
+                "must be at least 2",
+            ));
         }
-        if self.input_size < 4 || self.input_size % 4 != 0 {
-            return Err(ConfigError::invalid("model.input_size", self.input_size, "must be a positive multiple of 4"));
+        if self.input_size < 4 || !self.input_size.is_multiple_of(4) {
+            return Err(ConfigError::invalid(
+                "model.input_size",
+                self.input_size,
+                "must be a positive multiple of 4",
+            ));
         }
         let [c1, c2] = self.channels;
         let side = self.input_size / 4;
@@ -102,7 +110,11 @@ mod tests {
     fn shapes_and_parameter_count() {
         let device = Device::flex();
         let m = SmallCnnConfig::default().init(&device).unwrap();
-        assert_eq!(crate::params::trainable_params(&m), 50_378, "the reference SmallCNN count");
+        assert_eq!(
+            crate::params::trainable_params(&m),
+            50_378,
+            "the reference SmallCNN count"
+        );
         let out = m.forward_output(Tensor::zeros([2, 3, 1, 28, 28], &device), true);
         assert_eq!(out.logits.dims(), [2, 3, 10]);
         assert_eq!(out.stage.unwrap().dims(), [2, 3, 32, 14, 14]);
@@ -110,9 +122,12 @@ mod tests {
 
     #[test]
     fn bad_input_size_is_a_config_error() {
-        let err = SmallCnnConfig { input_size: 10, ..Default::default() }
-            .init(&Device::flex())
-            .unwrap_err();
+        let err = SmallCnnConfig {
+            input_size: 10,
+            ..Default::default()
+        }
+        .init(&Device::flex())
+        .unwrap_err();
         assert_eq!(err.field, "model.input_size");
     }
 }

@@ -102,7 +102,10 @@ impl NeuronConfig {
             NeuronKind::Plif => {
                 // σ(w) = 1/τ₀  ⇔  w = −ln(τ₀ − 1).
                 let w = -(self.plif_init_tau - 1.0).ln();
-                Some(Param::from_tensor(Tensor::<1>::from_floats([w as f32], device)))
+                Some(Param::from_tensor(Tensor::<1>::from_floats(
+                    [w as f32],
+                    device,
+                )))
             }
             _ => None,
         };
@@ -164,7 +167,11 @@ impl Neuron {
 
     /// PLIF's `k = σ(w)`, broadcastable to rank `D`.
     fn rate<const D: usize>(&self) -> Tensor<D> {
-        let w = self.plif_w.as_ref().expect("PLIF neuron has its parameter").val();
+        let w = self
+            .plif_w
+            .as_ref()
+            .expect("PLIF neuron has its parameter")
+            .val();
         burn::tensor::activation::sigmoid(w).reshape([1; D])
     }
 
@@ -177,7 +184,11 @@ impl Neuron {
         for x_t in input.chunk(steps, 0) {
             let h = self.charge(mem.take(), x_t);
             let s = self.config.surrogate.spike(h.clone().sub_scalar(threshold));
-            let s_reset = if self.config.detach_reset { s.clone().detach() } else { s.clone() };
+            let s_reset = if self.config.detach_reset {
+                s.clone().detach()
+            } else {
+                s.clone()
+            };
             if keep_h {
                 hs.push(h.clone());
             }
@@ -189,7 +200,11 @@ impl Neuron {
         }
         let spikes = Tensor::cat(spikes, 0);
         let mem_final = mem.unwrap_or_else(|| spikes.zeros_like());
-        let h_pre_reset = if keep_h { Tensor::cat(hs, 0) } else { spikes.zeros_like() };
+        let h_pre_reset = if keep_h {
+            Tensor::cat(hs, 0)
+        } else {
+            spikes.zeros_like()
+        };
         NeuronTrace {
             spikes,
             h_pre_reset,
@@ -205,7 +220,10 @@ mod tests {
 
     fn input(device: &Device) -> Tensor<3> {
         // [T=3, B=1, N=2]
-        Tensor::from_data(TensorData::new(vec![0.6f32, 1.5, 0.6, 0.2, 0.6, 0.2], [3, 1, 2]), device)
+        Tensor::from_data(
+            TensorData::new(vec![0.6f32, 1.5, 0.6, 0.2, 0.6, 0.2], [3, 1, 2]),
+            device,
+        )
     }
 
     fn vec_of(t: Tensor<3>) -> Vec<f32> {
@@ -239,7 +257,10 @@ mod tests {
         let tr = cfg.init(&device).unwrap().forward_trace(input(&device));
         // neuron 1: 1.5 → spike, mem 0.5; 0.7; 0.9
         let h = vec_of(tr.h_pre_reset);
-        assert!((h[3] - 0.7).abs() < 1e-6 && (h[5] - 0.9).abs() < 1e-6, "{h:?}");
+        assert!(
+            (h[3] - 0.7).abs() < 1e-6 && (h[5] - 0.9).abs() < 1e-6,
+            "{h:?}"
+        );
         // neuron 0 (IF): 0.6, 1.2 → spike, mem 0.2; 0.8
         assert_eq!(vec_of(tr.spikes), vec![0.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
     }
@@ -257,7 +278,10 @@ mod tests {
         let tr = n.forward_trace(input(&device));
         let h = vec_of(tr.h_pre_reset.clone());
         // k = 0.5: neuron 0: 0.3, 0.45, 0.525
-        assert!((h[0] - 0.3).abs() < 1e-6 && (h[4] - 0.525).abs() < 1e-6, "{h:?}");
+        assert!(
+            (h[0] - 0.3).abs() < 1e-6 && (h[4] - 0.525).abs() < 1e-6,
+            "{h:?}"
+        );
         let grads = tr.h_pre_reset.sum().backward();
         let gw = n.plif_w.as_ref().unwrap().val().grad(&grads);
         assert!(gw.is_some(), "PLIF time constant receives a gradient");

@@ -1,17 +1,199 @@
 //! Training objectives over per-timestep logits `[T, B, classes]`.
 //!
-//! One trait, [`Objective`], one file per objective. The foundation ships [`Baseline`]
-//! (cross-entropy of the time-averaged logits); TKS, TET, label smoothing, TSSD and BKD implement
-//! the same trait.
+//! One trait, [`Objective`], one file per objective: [`Baseline`] (cross-entropy of the
+//! time-averaged logits), [`LabelSmoothing`] (`ls`), [`Tet`] (`tet`) and [`Tks`] (`tks`, Temporal
+//! Knowledge Sharing). [`ObjectiveConfig`] is the `[objective]` table of a run configuration:
+//!
+//! ```toml
+//! [objective]
+//! name = "tks"            # baseline | ls | tet | tks
+//! temperature = 3.0       # tks: τ
+//! alpha = 0.7             # tks: final weight of the knowledge-sharing term
+//! detach_teacher = false  # tks
+//! student_temperature = false
+//! per_step = false
+//! # ls:  epsilon = 0.1
+//! # tet: lambda = 0.001, phi = 1.0
+//! ```
+//!
+//! Fields left out take their defaults; `objective = "tks"` is shorthand for `[objective]
+//! name = "tks"`.
 
 mod baseline;
+mod ls;
+mod tet;
+mod tks;
 
 pub use baseline::Baseline;
+pub use ls::LabelSmoothing;
+pub use tet::{Tet, per_timestep_cross_entropy};
+pub use tks::{Tks, TksParts, ce_weight};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
+use crate::error::ConfigError;
 use crate::model::SnnOutput;
+
+/// Names accepted by [`ObjectiveConfig::from_name`].
+pub const OBJECTIVE_NAMES: [&str; 4] = ["baseline", "ls", "tet", "tks"];
+
+/// Which objective to train with, and its parameters: the `[objective]` table of a run
+/// configuration, tagged by `name` (see the module docs). Unknown fields are errors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum ObjectiveConfig {
+    /// `CE(mean_t o_t, y)`; no parameters.
+    Baseline {},
+    /// Label smoothing: `epsilon`.
+    Ls(LabelSmoothing),
+    /// TET: `lambda`, `phi`.
+    Tet(Tet),
+    /// TKS: `temperature`, `alpha`, `detach_teacher`, `student_temperature`, `per_step`.
+    Tks(Tks),
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self::Baseline {}
+    }
+}
+
+impl ObjectiveConfig {
+    /// The objective `name` with default parameters.
+    pub fn from_name(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "baseline" => Ok(Self::Baseline {}),
+            "ls" => Ok(Self::Ls(LabelSmoothing::default())),
+            "tet" => Ok(Self::Tet(Tet::default())),
+            "tks" => Ok(Self::Tks(Tks::default())),
+            other => Err(ConfigError::invalid(
+                "objective.name",
+                format!("{other:?}"),
+                &format!("expected one of: {}", OBJECTIVE_NAMES.join(", ")),
+            )),
+        }
+    }
+
+    /// The name (`baseline`, `ls`, `tet`, `tks`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Baseline {} => "baseline",
+            Self::Ls(_) => "ls",
+            Self::Tet(_) => "tet",
+            Self::Tks(_) => "tks",
+        }
+    }
+
+    /// Checks the parameters, naming the first bad field (`objective.temperature`, ...).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Baseline {} => Ok(()),
+            Self::Ls(c) => c.validate(),
+            Self::Tet(c) => c.validate(),
+            Self::Tks(c) => c.validate(),
+        }
+    }
+
+    /// Validates and builds the objective.
+    pub fn build(&self) -> Result<Box<dyn Objective>, ConfigError> {
+        self.validate()?;
+        Ok(match self {
+            Self::Baseline {} => Box::new(Baseline),
+            Self::Ls(c) => Box::new(*c),
+            Self::Tet(c) => Box::new(*c),
+            Self::Tks(c) => Box::new(*c),
+        })
+    }
+
+    /// Parses an `[objective]` table: `name` plus that objective's fields. Errors name the field
+    /// (`objective.alpha`) and its value.
+    pub fn from_table(mut table: toml::Table) -> Result<Self, ConfigError> {
+        let expected = format!("expected one of: {}", OBJECTIVE_NAMES.join(", "));
+        let name = match table.remove("name") {
+            Some(toml::Value::String(name)) => name,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "objective.name",
+                    other,
+                    &format!("must be a string, {expected}"),
+                ));
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    "objective.name",
+                    "(missing)",
+                    &format!("required, {expected}"),
+                ));
+            }
+        };
+        match Self::from_name(&name)? {
+            Self::Baseline {} => match table.into_iter().next() {
+                Some((key, value)) => Err(ConfigError::invalid(
+                    &format!("objective.{key}"),
+                    value,
+                    "unknown field: `baseline` takes no parameters",
+                )),
+                None => Ok(Self::Baseline {}),
+            },
+            Self::Ls(_) => parse_fields("ls", table).map(Self::Ls),
+            Self::Tet(_) => parse_fields("tet", table).map(Self::Tet),
+            Self::Tks(_) => parse_fields("tks", table).map(Self::Tks),
+        }
+    }
+}
+
+/// Deserializes one objective's parameter struct from `table`, one field at a time first so a
+/// type error names its field.
+fn parse_fields<T: serde::de::DeserializeOwned>(
+    name: &str,
+    table: toml::Table,
+) -> Result<T, ConfigError> {
+    let parse = |t: toml::Table| {
+        toml::Value::Table(t)
+            .try_into::<T>()
+            .map_err(|e| e.message().trim().to_string())
+    };
+    for (key, value) in &table {
+        let single: toml::Table = [(key.clone(), value.clone())].into_iter().collect();
+        if let Err(reason) = parse(single) {
+            return Err(ConfigError::invalid(
+                &format!("objective.{key}"),
+                value,
+                &format!("{reason} (objective `{name}`)"),
+            ));
+        }
+    }
+    parse(table).map_err(|reason| ConfigError::invalid("objective", name, &reason))
+}
+
+/// Either a bare name (`objective = "tks"`, default parameters) or an `[objective]` table.
+impl<'de> Deserialize<'de> for ObjectiveConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameOrTable;
+        impl<'de> Visitor<'de> for NameOrTable {
+            type Value = ObjectiveConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an objective name or an [objective] table with `name`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                ObjectiveConfig::from_name(v).map_err(|e| E::custom(brief(&e)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let table = toml::Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                ObjectiveConfig::from_table(table).map_err(|e| de::Error::custom(brief(&e)))
+            }
+        }
+        deserializer.deserialize_any(NameOrTable)
+    }
+}
+
+/// `field = value: reason`, for errors wrapped by the TOML parser.
+fn brief(e: &ConfigError) -> String {
+    format!("`{}` = {}: {}", e.field, e.value, e.reason)
+}
 
 /// Where training stands, for objectives whose weights follow a schedule (TKS's ramp).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +246,10 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 /// target `p [B, C]`.
 pub fn soft_cross_entropy(logits: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     let batch = logits.dims()[0];
-    (log_softmax(logits, 1) * target).sum().neg().div_scalar(batch as f64)
+    (log_softmax(logits, 1) * target)
+        .sum()
+        .neg()
+        .div_scalar(batch as f64)
 }
 
 /// Time-averaged logits `[B, C]` from `[T, B, C]`.

@@ -92,7 +92,13 @@ impl Surrogate {
         Self::all_defaults()
             .into_iter()
             .find(|s| s.name() == name)
-            .ok_or_else(|| ConfigError::invalid("surrogate", name, "expected one of triangle, sigmoid, atan, rectangle, bireal"))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "surrogate",
+                    name,
+                    "expected one of triangle, sigmoid, atan, rectangle, bireal",
+                )
+            })
     }
 
     /// The kind's name as used in configs and golden files.
@@ -189,17 +195,32 @@ mod tests {
         let device = Device::flex().autodiff();
         let points: Vec<f32> = (-30..=30).map(|i| i as f32 * 0.07 + 0.013).collect();
         for s in Surrogate::all_defaults() {
-            let v = Tensor::<1>::from_data(TensorData::from(points.as_slice()), &device).require_grad();
+            let v =
+                Tensor::<1>::from_data(TensorData::from(points.as_slice()), &device).require_grad();
             let spikes = s.spike(v.clone());
             let forward: Vec<f32> = spikes.to_data().try_to_vec::<f32>().unwrap();
             for (x, y) in points.iter().zip(&forward) {
-                assert_eq!(*y, if *x > 0.0 { 1.0 } else { 0.0 }, "{} forward at {x}", s.name());
+                assert_eq!(
+                    *y,
+                    if *x > 0.0 { 1.0 } else { 0.0 },
+                    "{} forward at {x}",
+                    s.name()
+                );
             }
             let grads = spikes.sum().backward();
-            let g: Vec<f32> = v.grad(&grads).unwrap().to_data().try_to_vec::<f32>().unwrap();
+            let g: Vec<f32> = v
+                .grad(&grads)
+                .unwrap()
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             for (x, gx) in points.iter().zip(&g) {
                 let want = s.derivative(*x as f64);
-                assert!((*gx as f64 - want).abs() <= 1e-5 + 1e-4 * want.abs(), "{} at {x}: {gx} vs {want}", s.name());
+                assert!(
+                    (*gx as f64 - want).abs() <= 1e-5 + 1e-4 * want.abs(),
+                    "{} at {x}: {gx} vs {want}",
+                    s.name()
+                );
             }
         }
     }

@@ -146,10 +146,11 @@ pub fn train(
         .with_weight_decay(config.weight_decay as f32)
         .with_epsilon(1e-8)
         .init();
-    let mut scheduler = CosineAnnealingLrSchedulerConfig::new(config.lr, config.epochs * steps_per_epoch)
-        .with_min_lr(config.min_lr)
-        .init()
-        .map_err(|reason| ConfigError::invalid("train.lr", config.lr, &reason))?;
+    let mut scheduler =
+        CosineAnnealingLrSchedulerConfig::new(config.lr, config.epochs * steps_per_epoch)
+            .with_min_lr(config.min_lr)
+            .init()
+            .map_err(|reason| ConfigError::invalid("train.lr", config.lr, &reason))?;
     check_positive("train.lr", config.lr)?;
 
     let mut history = Vec::with_capacity(config.epochs);
@@ -176,14 +177,26 @@ pub fn train(
         let mut lr = config.lr;
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             global_step += 1;
-            let batch = data.train.batch(chunk, config.timesteps, config.encoder, &train_device);
+            let batch = data
+                .train
+                .batch(chunk, config.timesteps, config.encoder, &train_device);
             let output = model.forward_output(batch.frames, objective.needs_stage());
-            let progress = Progress { epoch, epochs: config.epochs, step, steps_per_epoch };
+            let progress = Progress {
+                epoch,
+                epochs: config.epochs,
+                step,
+                steps_per_epoch,
+            };
             let loss = objective.loss(&output, batch.targets, progress);
             let loss_value = values(loss.clone())[0] as f64;
             if !loss_value.is_finite() {
                 bar.abandon();
-                return Err(TrainError::NonFiniteLoss { epoch: epoch + 1, step: step + 1, global_step, value: loss_value });
+                return Err(TrainError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    global_step,
+                    value: loss_value,
+                });
             }
             let logits = output.logits.detach();
             let dims = logits.dims();
@@ -199,7 +212,14 @@ pub fn train(
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        let test = evaluate(&model, &data.test, config.timesteps, config.eval_batch_size, config.encoder, device);
+        let test = evaluate(
+            &model,
+            &data.test,
+            config.timesteps,
+            config.eval_batch_size,
+            config.encoder,
+            device,
+        );
         let record = EpochRecord {
             epoch: epoch + 1,
             loss: step_losses.iter().sum::<f64>() / step_losses.len().max(1) as f64,
@@ -215,7 +235,10 @@ pub fn train(
         }
         history.push(record);
     }
-    Ok(TrainOutcome { model: model.valid(), history })
+    Ok(TrainOutcome {
+        model: model.valid(),
+        history,
+    })
 }
 
 fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), TrainError> {

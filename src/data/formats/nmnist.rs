@@ -1,0 +1,168 @@
+//! N-MNIST `.bin` files (Orchard et al. 2015), also SLAYER's `.bs2` copies.
+//!
+//! No header; 5-byte big-endian records: byte 0 = x, byte 1 = y, byte 2 bit 7 = polarity
+//! (1 = ON), byte 2 bits 6..0 : byte 3 : byte 4 = 23-bit timestamp (µs). A record with
+//! `y == 240` marks a timestamp overflow: it is dropped and 2^13 is added to every later
+//! timestamp (as tonic's `read_mnist_file`). The sensor crop is 34 × 34.
+
+use std::path::Path;
+
+use super::{malformed, path_name, read_file};
+use crate::data::events::{Events, Resize, SplitBy, to_frames};
+use crate::data::{Dataset, SampleKind, Split};
+use crate::error::DataError;
+
+/// Sensor width and height of N-MNIST.
+pub const SIZE: u16 = 34;
+/// The `y` value of an overflow record.
+pub const OVERFLOW_Y: u8 = 240;
+/// Added to later timestamps at each overflow record.
+pub const OVERFLOW_INCREMENT: u64 = 1 << 13;
+
+/// Parses one N-MNIST recording.
+pub fn parse_nmnist(bytes: &[u8], name: &str) -> Result<Events, DataError> {
+    if !bytes.len().is_multiple_of(5) {
+        let whole = bytes.len() / 5;
+        return Err(malformed(
+            name,
+            format!("record {whole} (byte {})", whole * 5),
+            format!(
+                "{} bytes is not a multiple of 5 ({} trailing bytes)",
+                bytes.len(),
+                bytes.len() % 5
+            ),
+        ));
+    }
+    let mut ev = Events::with_capacity(SIZE, SIZE, bytes.len() / 5);
+    let mut offset = 0u64;
+    for (i, r) in bytes.chunks_exact(5).enumerate() {
+        if r[1] == OVERFLOW_Y {
+            offset += OVERFLOW_INCREMENT;
+            continue;
+        }
+        if r[0] as u16 >= SIZE || r[1] as u16 >= SIZE {
+            return Err(malformed(
+                name,
+                format!("record {i} (byte {})", i * 5),
+                format!(
+                    "event at x={}, y={} outside the {SIZE}x{SIZE} sensor",
+                    r[0], r[1]
+                ),
+            ));
+        }
+        let t = (((r[2] & 0x7f) as u64) << 16) | ((r[3] as u64) << 8) | r[4] as u64;
+        ev.push(r[0] as u16, r[1] as u16, t + offset, r[2] >> 7);
+    }
+    Ok(ev)
+}
+
+/// [`parse_nmnist`] on a file.
+pub fn nmnist_from_path(path: &Path) -> Result<Events, DataError> {
+    parse_nmnist(&read_file(path)?, &path_name(path))
+}
+
+/// Parses a SLAYER label list: lines starting with `#` are comments, others are
+/// `<id> <label>` separated by white space (tab in the originals, `\r\n` line ends accepted).
+pub fn parse_label_list(text: &str, name: &str) -> Result<Vec<(u64, u32)>, DataError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |what: String| malformed(name, format!("line {}", n + 1), what);
+        let mut f = line.split_whitespace();
+        let (Some(id), Some(label), None) = (f.next(), f.next(), f.next()) else {
+            return Err(bad(format!("expected `<id> <label>`, found `{line}`")));
+        };
+        let id: u64 = id
+            .parse()
+            .map_err(|_| bad(format!("id `{id}` is not an integer")))?;
+        let label: u32 = label
+            .parse()
+            .map_err(|_| bad(format!("label `{label}` is not an integer")))?;
+        out.push((id, label));
+    }
+    Ok(out)
+}
+
+/// Loads one split of a SLAYER-style folder: the ids and labels of `list`, events from
+/// `<dir>/<id>.bs2` (or `<id>.bin`), integrated into `timesteps` frames `[2, 34, 34]`.
+pub fn load_nmnist_list(
+    dir: &Path,
+    list: &str,
+    timesteps: usize,
+    split_by: SplitBy,
+) -> Result<Dataset, DataError> {
+    let list_path = dir.join(list);
+    let text = String::from_utf8_lossy(&read_file(&list_path)?).into_owned();
+    let entries = parse_label_list(&text, &path_name(&list_path))?;
+    let sample = timesteps * 2 * (SIZE as usize) * (SIZE as usize);
+    let mut values = Vec::with_capacity(entries.len().saturating_mul(sample));
+    let mut labels = Vec::with_capacity(entries.len());
+    for (id, label) in entries {
+        let mut path = dir.join(format!("{id}.bs2"));
+        if !path.exists() {
+            path = dir.join(format!("{id}.bin"));
+        }
+        let ev = nmnist_from_path(&path)?;
+        values.extend(to_frames(&ev, split_by, timesteps, Resize::None));
+        labels.push(label);
+    }
+    Dataset::new(
+        path_name(&list_path),
+        SampleKind::Frames { timesteps },
+        [2, SIZE as usize, SIZE as usize],
+        10,
+        values,
+        labels,
+    )
+}
+
+/// Loads SLAYER's `NMNISTsmall` folder: `train1K.txt` (1,000 samples) and `test100.txt`
+/// (100 samples), each sample as `timesteps` frames `[2, 34, 34]` (channel 0 = OFF, 1 = ON).
+pub fn load_nmnist_small(
+    dir: &Path,
+    timesteps: usize,
+    split_by: SplitBy,
+) -> Result<Split, DataError> {
+    Ok(Split {
+        train: load_nmnist_list(dir, "train1K.txt", timesteps, split_by)?,
+        test: load_nmnist_list(dir, "test100.txt", timesteps, split_by)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_records_and_overflow() {
+        // x=3, y=4, ON, t = 0x01_0203; then an overflow marker; then x=0,y=33,OFF,t=5
+        let bytes = [
+            3, 4, 0x81, 0x02, 0x03, 0, 240, 0, 0, 0, 0, 33, 0x00, 0x00, 0x05,
+        ];
+        let e = parse_nmnist(&bytes, "n").unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!((e.x[0], e.y[0], e.p[0], e.t[0]), (3, 4, 1, 0x010203));
+        assert_eq!((e.x[1], e.y[1], e.p[1], e.t[1]), (0, 33, 0, 5 + 8192));
+        let err = parse_nmnist(&bytes[..7], "n.bin").unwrap_err().to_string();
+        assert!(err.contains("n.bin") && err.contains("record 1"), "{err}");
+        let err = parse_nmnist(&[40, 0, 0, 0, 0], "n.bin")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("record 0") && err.contains("x=40"), "{err}");
+    }
+
+    #[test]
+    fn label_lists_parse() {
+        let l = parse_label_list("#sample #class\r\n1\t5\r\n2\t0\r\n", "l").unwrap();
+        assert_eq!(l, vec![(1, 5), (2, 0)]);
+        assert!(
+            parse_label_list("1\tx\n", "l")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! Format readers against the real files of `../shared/data` (counts and checksums from its
+//! README) and against small files built here from the format specifications.
+//! A test whose file is absent prints `SKIP: <file> not found (...)` and returns.
+
+use std::path::{Path, PathBuf};
+
+use tks::data::SampleKind;
+use tks::data::events::{Events, Resize, SplitBy, to_frames};
+use tks::data::formats::{aedat2, aedat4, idx, nmnist, npy, prophesee_dat};
+
+fn data(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} not found (shared data folder absent)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn histogram(labels: &[u32]) -> Vec<usize> {
+    let mut h = vec![0; 10];
+    labels.iter().for_each(|&l| h[l as usize] += 1);
+    h
+}
+
+fn mean(values: &[f32]) -> f64 {
+    values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_idx(
+    dir: &str,
+    train_first: [u32; 5],
+    test_first: [u32; 5],
+    train_hist: [usize; 10],
+    test_hist: [usize; 10],
+    train_mean: f64,
+) {
+    let (Some(tri), Some(trl), Some(tei), Some(tel)) = (
+        data(&format!("{dir}/train-images-idx3-ubyte.gz")),
+        data(&format!("{dir}/train-labels-idx1-ubyte.gz")),
+        data(&format!("{dir}/t10k-images-idx3-ubyte.gz")),
+        data(&format!("{dir}/t10k-labels-idx1-ubyte.gz")),
+    ) else {
+        return;
+    };
+    let train = idx::load_idx_pair(&tri, &trl, 10).unwrap();
+    let test = idx::load_idx_pair(&tei, &tel, 10).unwrap();
+    assert_eq!((train.len(), test.len()), (60_000, 10_000));
+    assert_eq!(train.frame_shape, [1, 28, 28]);
+    assert_eq!(train.kind, SampleKind::Static);
+    assert_eq!(train.labels[..5], train_first);
+    assert_eq!(test.labels[..5], test_first);
+    assert_eq!(histogram(&train.labels), train_hist);
+    assert_eq!(histogram(&test.labels), test_hist);
+    let m = mean(&train.values);
+    assert!(
+        (m - train_mean).abs() < 1e-5,
+        "{dir} train pixel mean {m}, README {train_mean}"
+    );
+    // mismatched counts name both files
+    let e = idx::load_idx_pair(&tri, &tel, 10).unwrap_err().to_string();
+    assert!(
+        e.contains("train-images")
+            && e.contains("t10k-labels")
+            && e.contains("60000")
+            && e.contains("10000"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mnist_idx_matches_readme() {
+    check_idx(
+        "mnist",
+        [5, 0, 4, 1, 9],
+        [7, 2, 1, 0, 4],
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+        0.130660,
+    );
+}
+
+#[test]
+fn fashion_mnist_idx_matches_readme() {
+    check_idx(
+        "fashion-mnist",
+        [9, 0, 0, 3, 0],
+        [9, 2, 1, 1, 6],
+        [6000; 10],
+        [1000; 10],
+        0.286041,
+    );
+}
+
+#[test]
+fn idx_raw_labels_decompressed_equal_gzipped() {
+    let Some(p) = data("mnist/t10k-labels-idx1-ubyte.gz") else {
+        return;
+    };
+    let gz = std::fs::read(&p).unwrap();
+    let raw = idx::maybe_gunzip(&gz, "x").unwrap();
+    assert_eq!(raw.len(), 10_008);
+    assert_eq!(
+        idx::parse_idx(&raw, "raw", Some(2049)).unwrap(),
+        idx::parse_idx(&gz, "gz", Some(2049)).unwrap()
+    );
+}
+
+fn nmnist_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bs2"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn nmnist_small_totals_match_readme() {
+    let Some(dir) = data("nmnist/NMNISTsmall") else {
+        return;
+    };
+    let files = nmnist_files(&dir);
+    assert_eq!(files.len(), 1100);
+    let (mut total, mut min_n, mut max_n, mut max_x, mut max_y, mut max_t, mut off, mut on) =
+        (0usize, usize::MAX, 0usize, 0u16, 0u16, 0u64, 0usize, 0usize);
+    for f in &files {
+        let e = nmnist::nmnist_from_path(f).unwrap();
+        assert!(
+            e.t.windows(2).all(|w| w[0] <= w[1]),
+            "{} timestamps decrease",
+            f.display()
+        );
+        total += e.len();
+        min_n = min_n.min(e.len());
+        max_n = max_n.max(e.len());
+        max_x = max_x.max(*e.x.iter().max().unwrap());
+        max_y = max_y.max(*e.y.iter().max().unwrap());
+        max_t = max_t.max(*e.t.iter().max().unwrap());
+        let (a, b) = e.polarity_counts();
+        off += a;
+        on += b;
+    }
+    assert_eq!(total, 4_518_827);
+    assert_eq!((min_n, max_n), (1069, 7152));
+    assert_eq!((max_x, max_y, max_t), (33, 33, 336_040));
+    assert_eq!((off, on), (2_268_749, 2_250_078));
+}
+
+#[test]
+fn nmnist_sample_matches_readme() {
+    let Some(p) = data("nmnist/sample_nmnist.bin") else {
+        return;
+    };
+    let e = nmnist::nmnist_from_path(&p).unwrap();
+    assert_eq!(e.len(), 4325);
+    assert_eq!(
+        (*e.t.first().unwrap(), *e.t.last().unwrap()),
+        (654, 311_175)
+    );
+    assert_eq!((e.width, e.height), (34, 34));
+}
+
+#[test]
+fn nmnist_small_loader_builds_frames() {
+    let Some(dir) = data("nmnist/NMNISTsmall") else {
+        return;
+    };
+    let split = nmnist::load_nmnist_small(&dir, 4, SplitBy::Number).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (1000, 100));
+    assert_eq!(split.train.frame_shape, [2, 34, 34]);
+    assert_eq!(split.train.kind, SampleKind::Frames { timesteps: 4 });
+    assert_eq!(
+        histogram(&split.train.labels),
+        [97, 116, 99, 93, 105, 92, 94, 117, 87, 100]
+    );
+    assert_eq!(
+        histogram(&split.test.labels),
+        [8, 14, 8, 11, 14, 7, 10, 15, 2, 11]
+    );
+    // every event lands in exactly one frame: the sums equal the event counts
+    let n = split.train.sample_len();
+    let first = nmnist::nmnist_from_path(&dir.join("1.bs2")).unwrap();
+    let sum: f32 = split.train.values[..n].iter().sum();
+    assert_eq!(sum as usize, first.len());
+    assert_eq!(split.train.labels[0], 5); // id 1 = MNIST train image 0, label 5
+    let all_sum: f64 = split
+        .train
+        .values
+        .iter()
+        .chain(&split.test.values)
+        .map(|&v| v as f64)
+        .sum();
+    assert_eq!(all_sum as usize, 4_518_827);
+    // time split keeps every event too
+    let f = to_frames(&first, SplitBy::Time, 10, Resize::None);
+    assert_eq!(f.iter().sum::<f32>() as usize, first.len());
+}
+
+#[test]
+fn aedat2_header_sample() {
+    let Some(p) = data("events/tonic/sample_aedat_header.aedat") else {
+        return;
+    };
+    let a = aedat2::aedat2_from_path(&p).unwrap();
+    assert_eq!(a.header.len(), 12);
+    assert_eq!(a.header[0], "#!AER-DAT2.0");
+    assert_eq!(a.data_offset, 599);
+    assert!(a.addresses.is_empty());
+    assert_eq!(a.creation_time_ms, Some(1_695_355_587_880));
+}
+
+/// Synthetic AEDAT 2.0 file built here from the format description (header lines, then
+/// big-endian u32 address + u32 timestamp); not a recording.
+#[test]
+fn aedat2_synthetic_records() {
+    let mut b = b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n# Creation time: System.currentTimeMillis() 42\r\n".to_vec();
+    let hdr = b.len();
+    // (xr, yr, pr, t)
+    let ev = [
+        (0u32, 0u32, 0u32, 10u32),
+        (5, 9, 1, 20),
+        (127, 127, 1, 4_000_000_000),
+    ];
+    for &(x, y, p, t) in &ev {
+        b.extend_from_slice(&((y << 8) | (x << 1) | p).to_be_bytes());
+        b.extend_from_slice(&t.to_be_bytes());
+    }
+    let a = aedat2::parse_aedat2(&b, "synthetic.aedat").unwrap();
+    assert_eq!(
+        (a.header.len(), a.data_offset, a.creation_time_ms),
+        (3, hdr, Some(42))
+    );
+    let d = a.events(aedat2::Layout::Dvs128);
+    assert_eq!(d.x, vec![127, 122, 0]);
+    assert_eq!(d.y, vec![0, 9, 127]);
+    assert_eq!(d.p, vec![0, 1, 1]);
+    assert_eq!(d.t, vec![10, 20, 4_000_000_000]);
+    let c = a.events(aedat2::Layout::Cifar10Dvs);
+    assert_eq!(c.x, vec![127, 118, 0]);
+    assert_eq!(c.y, vec![127, 122, 0]);
+    assert_eq!(c.p, vec![1, 0, 0]);
+    b.truncate(b.len() - 3);
+    let e = aedat2::parse_aedat2(&b, "synthetic.aedat")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("synthetic.aedat") && e.contains("record 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ncars_dat_sample() {
+    let Some(p) = data("events/tonic/sample_ncars.dat") else {
+        return;
+    };
+    let f = prophesee_dat::dat_from_path(&p).unwrap();
+    let e = &f.events;
+    assert_eq!(f.header.len(), 3);
+    assert_eq!(f.event_type, 0);
+    assert_eq!(e.len(), 2009);
+    assert_eq!(
+        (*e.x.iter().min().unwrap(), *e.x.iter().max().unwrap()),
+        (0, 77)
+    );
+    assert_eq!(
+        (*e.y.iter().min().unwrap(), *e.y.iter().max().unwrap()),
+        (0, 41)
+    );
+    assert_eq!((*e.t.first().unwrap(), *e.t.last().unwrap()), (0, 99_952));
+    assert!(e.t.windows(2).all(|w| w[0] <= w[1]));
+    assert!(e.p.iter().all(|&p| p <= 1));
+    assert_eq!((e.width, e.height), (78, 42));
+}
+
+/// `.npy` files built here per the NumPy format spec (v1.0 and v2.0 headers).
+#[test]
+fn npy_structured_and_plain() {
+    // tonic-style structured: [('x','<i2'),('y','<i2'),('t','<i8'),('p','|b1')] plus padding
+    let rows = [
+        (3i16, 4i16, 100i64, true),
+        (0, 9, 250, false),
+        (7, 0, 251, true),
+    ];
+    let mut d = Vec::new();
+    for &(x, y, t, p) in &rows {
+        d.extend_from_slice(&x.to_le_bytes());
+        d.extend_from_slice(&y.to_le_bytes());
+        d.extend_from_slice(&t.to_le_bytes());
+        d.push(p as u8);
+        d.extend_from_slice(&[0, 0, 0]);
+    }
+    let f = npy::write_npy(
+        "{'descr': [('x', '<i2'), ('y', '<i2'), ('t', '<i8'), ('p', '|b1'), ('', '|V3')], 'fortran_order': False, 'shape': (3,), }",
+        &d,
+    );
+    let e = npy::parse_npy_events(&f, "s.npy").unwrap();
+    let want = Events {
+        x: vec![3, 0, 7],
+        y: vec![4, 9, 0],
+        t: vec![100, 250, 251],
+        p: vec![1, 0, 1],
+        width: 8,
+        height: 10,
+    };
+    assert_eq!(e, want);
+    // plain (N, 4) big-endian f8, version 2.0 header
+    let vals = [
+        3.0f64, 4.0, 100.0, 1.0, 0.0, 9.0, 250.0, -1.0, 7.0, 0.0, 251.0, 1.0,
+    ];
+    let body: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let mut f = npy::write_npy(
+        "{'descr': '>f8', 'fortran_order': False, 'shape': (3, 4), }",
+        &body,
+    );
+    let hlen = u16::from_le_bytes([f[8], f[9]]) as u32;
+    f[6] = 2;
+    f.splice(8..10, hlen.to_le_bytes());
+    assert_eq!(npy::parse_npy_events(&f, "p.npy").unwrap(), want);
+    // a missing field is named
+    let f = npy::write_npy(
+        "{'descr': [('x', '<u2'), ('y', '<u2')], 'fortran_order': False, 'shape': (0,), }",
+        &[],
+    );
+    assert!(
+        npy::parse_npy_events(&f, "m.npy")
+            .unwrap_err()
+            .to_string()
+            .contains("no `t` field")
+    );
+}
+
+#[test]
+fn aedat4_sample() {
+    let Some(p) = data("events/tonic/sample.aedat4") else {
+        return;
+    };
+    let a = aedat4::aedat4_from_path(&p).unwrap();
+    assert_eq!(a.compression, 1);
+    assert_eq!(a.data_table_position, 945_243);
+    assert_eq!(a.packets, 118);
+    let e = &a.events;
+    assert_eq!(e.len(), 111_954);
+    assert_eq!(e.polarity_counts(), (56_931, 55_023));
+    assert_eq!((e.width, e.height), (320, 240));
+    assert_eq!(
+        (*e.x.iter().max().unwrap(), *e.y.iter().max().unwrap()),
+        (319, 239)
+    );
+    assert!(e.t.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(e.t.last().unwrap() - e.t.first().unwrap(), 589_917);
+}

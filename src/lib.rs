@@ -14,6 +14,7 @@
 //! * [`train`], [`eval`] — the loop and the metrics.
 //! * [`config`] — the TOML run configuration.
 
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -1,0 +1,232 @@
+//! `tks train`: resolve the run configuration (TOML + flag overrides), train, report.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::RunConfig;
+use crate::data::digits;
+use crate::device::default_device;
+use crate::eval::EvalReport;
+use crate::objective::ObjectiveConfig;
+use crate::surrogate::Surrogate;
+use crate::train::{TrainHooks, train};
+
+#[derive(Args, Default)]
+pub struct TrainArgs {
+    /// TOML run configuration; flags below override its fields.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Objective: baseline, ls, tet, tks (default parameters unless the config names the same one).
+    #[arg(long)]
+    objective: Option<String>,
+    /// TKS temperature τ (objective tks).
+    #[arg(long)]
+    tks_temperature: Option<f64>,
+    /// TKS α, final weight of the knowledge-sharing term (objective tks).
+    #[arg(long)]
+    tks_alpha: Option<f64>,
+    /// Label-smoothing ε (objective ls).
+    #[arg(long)]
+    ls_epsilon: Option<f64>,
+    /// TET λ, weight of the MSE regulariser (objective tet).
+    #[arg(long)]
+    tet_lambda: Option<f64>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Timesteps T.
+    #[arg(long, short = 'T')]
+    timesteps: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Firing threshold of every neuron.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Surrogate gradient: triangle, sigmoid, atan, rectangle, bireal (default parameters).
+    #[arg(long)]
+    surrogate: Option<String>,
+    /// Write the epoch history as JSON lines to this file.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Run on CUDA device 0 (build with `--features cuda`).
+    #[arg(long)]
+    cuda: bool,
+}
+
+fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default(),
+    };
+    if let Some(v) = &args.objective
+        && v != config.objective.name()
+    {
+        config.objective = ObjectiveConfig::from_name(v)?;
+    }
+    apply_objective_overrides(args, &mut config.objective)?;
+    let t = &mut config.train;
+    if let Some(v) = args.epochs {
+        t.epochs = v;
+    }
+    if let Some(v) = args.timesteps {
+        t.timesteps = v;
+    }
+    if let Some(v) = args.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        t.lr = v;
+    }
+    if let Some(v) = args.weight_decay {
+        t.weight_decay = v;
+    }
+    if let Some(v) = args.seed {
+        t.seed = v;
+    }
+    if let Some(v) = args.threshold {
+        config.neuron_mut().threshold = v;
+    }
+    if let Some(v) = &args.surrogate {
+        config.neuron_mut().surrogate = Surrogate::from_name(v)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// `--tks-*`, `--ls-*`, `--tet-*` overrides; each needs its objective to be selected.
+fn apply_objective_overrides(
+    args: &TrainArgs,
+    objective: &mut ObjectiveConfig,
+) -> anyhow::Result<()> {
+    let name = objective.name();
+    let wrong = |flag: &str, needs: &str| {
+        anyhow::anyhow!(
+            "`{flag}` applies to objective `{needs}`, but the objective is `{name}` (add `--objective {needs}`)"
+        )
+    };
+    if let Some(v) = args.tks_temperature {
+        match objective {
+            ObjectiveConfig::Tks(c) => c.temperature = v,
+            _ => return Err(wrong("--tks-temperature", "tks")),
+        }
+    }
+    if let Some(v) = args.tks_alpha {
+        match objective {
+            ObjectiveConfig::Tks(c) => c.alpha = v,
+            _ => return Err(wrong("--tks-alpha", "tks")),
+        }
+    }
+    if let Some(v) = args.ls_epsilon {
+        match objective {
+            ObjectiveConfig::Ls(c) => c.epsilon = v,
+            _ => return Err(wrong("--ls-epsilon", "ls")),
+        }
+    }
+    if let Some(v) = args.tet_lambda {
+        match objective {
+            ObjectiveConfig::Tet(c) => c.lambda = v,
+            _ => return Err(wrong("--tet-lambda", "tet")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `tks train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = resolve(&args)?;
+    if args.print_config {
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
+    let device = default_device(args.cuda)?;
+    let data = digits::load()?;
+    let objective = config.objective()?;
+    let t = &config.train;
+    println!(
+        "tks: training {:?} with objective `{}` on embedded digits ({} train / {} test, 8x8), T={}, {} epochs, batch {}, lr {}, seed {}",
+        arch_name(&config),
+        objective.name(),
+        data.train.len(),
+        data.test.len(),
+        t.timesteps,
+        t.epochs,
+        t.batch_size,
+        t.lr,
+        t.seed
+    );
+    let mut metrics_file = match &args.metrics {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot create metrics file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut on_epoch = |r: &crate::train::EpochRecord| {
+        println!(
+            "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
+            r.epoch,
+            t.epochs,
+            r.loss,
+            100.0 * r.train_accuracy,
+            100.0 * r.test.accuracy,
+            r.lr,
+            r.seconds,
+            r.samples_per_second
+        );
+        if let Some(f) = metrics_file.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    };
+    let hooks = TrainHooks {
+        progress_bar: true,
+        on_epoch: Some(&mut on_epoch),
+    };
+    let outcome = train(&config.model, t, objective.as_ref(), &data, &device, hooks)?;
+    print_eval(outcome.final_test());
+    Ok(())
+}
+
+fn arch_name(config: &RunConfig) -> String {
+    toml::to_string(&config.model)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("arch"))
+                .map(|l| l.replace("arch = ", "").replace('"', ""))
+        })
+        .unwrap_or_default()
+}
+
+fn print_eval(r: &EvalReport) {
+    println!("\ntest accuracy per timestep ({} samples):", r.samples);
+    println!("  t   own output   running mean");
+    for (t, (own, run)) in r.per_timestep.iter().zip(&r.running_mean).enumerate() {
+        println!(
+            "  {:<3} {:>9.2}%   {:>10.2}%",
+            t + 1,
+            100.0 * own,
+            100.0 * run
+        );
+    }
+    println!(
+        "final test accuracy (mean over T={}): {:.2}%",
+        r.timesteps,
+        100.0 * r.accuracy
+    );
+}

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::source::DataConfig;
 use crate::error::ConfigError;
 use crate::model::{ModelConfig, SmallCnnConfig};
 use crate::neuron::NeuronConfig;
@@ -35,6 +36,8 @@ pub struct RunConfig {
     pub model: ModelConfig,
     /// Optimisation.
     pub train: TrainConfig,
+    /// The data source, integration and augmentation (`[data]`, default: embedded digits).
+    pub data: DataConfig,
 }
 
 impl Default for RunConfig {
@@ -54,6 +57,7 @@ impl Default for RunConfig {
                 ..Default::default()
             }),
             train: TrainConfig::default(),
+            data: DataConfig::default(),
         }
     }
 }
@@ -81,6 +85,7 @@ impl RunConfig {
     /// Checks every part.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.train.validate()?;
+        self.data.validate()?;
         self.objective()?;
         match &self.model {
             ModelConfig::SmallCnn(c) => c.neuron.validate(),
@@ -95,6 +100,11 @@ impl RunConfig {
         self.objective.build()
     }
 
+    /// Switches the model to ANN mode: every neuron becomes a ReLU (see [`ann_model`]).
+    pub fn set_ann(&mut self) {
+        self.model = ann_model(&self.model);
+    }
+
     /// The neuron configuration of the model, for flag overrides.
     pub fn neuron_mut(&mut self) -> &mut NeuronConfig {
         match &mut self.model {
@@ -104,6 +114,20 @@ impl RunConfig {
             ModelConfig::SewResNet(c) => &mut c.neuron,
         }
     }
+}
+
+/// The same architecture with every neuron replaced by ReLU (the ANN mode: `tks train --ann`,
+/// BKD's teacher).
+pub fn ann_model(model: &ModelConfig) -> ModelConfig {
+    let mut model = model.clone();
+    let neuron = match &mut model {
+        ModelConfig::SmallCnn(c) => &mut c.neuron,
+        ModelConfig::VggSnn(c) => &mut c.neuron,
+        ModelConfig::ResNet19(c) => &mut c.neuron,
+        ModelConfig::SewResNet(c) => &mut c.neuron,
+    };
+    neuron.kind = crate::neuron::NeuronKind::Relu;
+    model
 }
 
 /// Objective by name (`baseline`, `ls`, `tet`, `tks`) with default parameters.

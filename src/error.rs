@@ -106,4 +106,7 @@ pub enum TrainError {
     /// The model does not fit the data.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
 }

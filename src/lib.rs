@@ -14,6 +14,7 @@
 //! * [`train`], [`eval`] — the loop and the metrics.
 //! * [`config`] — the TOML run configuration.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -25,5 +26,6 @@ pub mod model;
 pub mod neuron;
 pub mod objective;
 pub mod params;
+pub mod report;
 pub mod surrogate;
 pub mod train;

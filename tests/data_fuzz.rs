@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tks::data::events::{Resize, SplitBy, to_frames};
-use tks::data::formats::{aedat2, aedat4, idx, nmnist, npy, prophesee_dat};
+use tks::data::formats::{aedat2, aedat3, aedat4, cifar, idx, nmnist, npy, prophesee_dat};
 
 const ROUNDS: usize = 3000;
 
@@ -288,5 +288,83 @@ fn aedat4_never_panics() {
                 },
             );
         }
+    });
+}
+
+#[test]
+fn cifar_never_panics() {
+    // CIFAR batches built from the published record layout (no real file is shipped).
+    let rec = |labels: &[u8]| {
+        let mut r = labels.to_vec();
+        r.extend((0..3072).map(|i| (i % 251) as u8));
+        r
+    };
+    let seeds = vec![
+        [rec(&[3]), rec(&[9])].concat(),
+        [rec(&[19, 99]), rec(&[0, 5])].concat(),
+    ];
+    run(&seeds, 0, ROUNDS / 3, 7, |b| {
+        for kind in [cifar::CifarKind::Cifar10, cifar::CifarKind::Cifar100] {
+            let _ = cifar::parse_cifar(b, "fuzz", kind);
+        }
+    });
+}
+
+#[test]
+fn aedat3_never_panics() {
+    // AEDAT 3.1 built from the published layout (no real DVS128 Gesture file is shipped).
+    let ev: Vec<(u16, u16, u8, u32)> = (0..24)
+        .map(|i| (i * 5 % 128, i * 3 % 128, (i % 2) as u8, i as u32 * 100))
+        .collect();
+    let mut seeds = vec![aedat3::write_aedat3(&[
+        (0, ev.clone()),
+        (1, ev[..5].to_vec()),
+    ])];
+    // a non-polarity packet (type 2, size 12) before a polarity packet
+    let mut other = aedat3::write_aedat3(&[]);
+    for v in [2u16, 1] {
+        other.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [12u32, 4, 0, 2, 2, 2] {
+        other.extend_from_slice(&v.to_le_bytes());
+    }
+    other.extend_from_slice(&[0xab; 24]);
+    other.extend_from_slice(&seeds[0][seeds[0].len() - (28 + 8 * 5)..]);
+    seeds.push(other);
+    run(&seeds, 14, ROUNDS, 8, |b| {
+        if let Ok(a) = aedat3::parse_aedat3(b, "fuzz", 128, 128) {
+            frames(
+                &a.events,
+                SplitBy::Time,
+                4,
+                Resize::Area {
+                    height: 48,
+                    width: 48,
+                },
+            );
+            let seg = aedat3::Segment {
+                label: 0,
+                start: 100,
+                end: 1000,
+            };
+            frames(
+                &aedat3::segment(&a.events, &seg),
+                SplitBy::Number,
+                2,
+                Resize::None,
+            );
+        }
+        let text = String::from_utf8_lossy(b);
+        let _ = aedat3::parse_gesture_labels(&text, "fuzz", 11);
+        let _ = aedat3::parse_gesture_labels("class,s,e\n1,5,9\n11,9,20\n", "ok", 11).unwrap();
+    });
+}
+
+#[test]
+fn frame_cache_decode_never_panics() {
+    let seeds = vec![tks::data::cache::encode(&[1.0, 2.0, 3.0])];
+    run(&seeds, 8, ROUNDS, 9, |b| {
+        let _ = tks::data::cache::decode(b, 3);
+        let _ = tks::data::cache::decode(b, usize::MAX / 2);
     });
 }

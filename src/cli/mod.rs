@@ -2,6 +2,11 @@
 //! dispatches and prints the error chain once. Without a subcommand, `tks` runs `tks train`
 //! with the defaults: the main job on the embedded digits.
 
+mod anytime;
+mod bench;
+mod eval;
+mod report;
+mod sweep;
 mod train;
 
 use std::process::ExitCode;
@@ -19,9 +24,24 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum Command {
     /// Train a spiking network (default data: the embedded 8×8 digits) and evaluate it.
     Train(TrainArgs),
+    /// Training throughput on the `snn_reference.py bench` configurations (JSON lines).
+    Bench(bench::BenchArgs),
+    /// Evaluate a run's checkpoint: top-1/top-5, per-timestep and running-mean accuracy, AURC,
+    /// per-class accuracy, confusion matrix, firing rates, synaptic operations and energy
+    /// (writes RUN/eval.json).
+    Eval(eval::EvalArgs),
+    /// Temporal generalisation: accuracy at every test T from 1 to 2·T_train, and optionally
+    /// train-and-test at equal T over a list (writes RUN/sweep.json).
+    Sweep(sweep::SweepArgs),
+    /// Early-exit inference: accuracy vs mean timesteps over a sweep of confidence thresholds
+    /// (writes RUN/anytime.json).
+    Anytime(anytime::AnytimeArgs),
+    /// Markdown + HTML report with figures from one or more run directories.
+    Report(report::ReportArgs),
 }
 
 /// Parses the process arguments, runs the command, prints any error as `error: ...` on stderr.
@@ -29,6 +49,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
         Command::Train(args) => train::run(args),
+        Command::Bench(args) => bench::run_cli(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Anytime(args) => anytime::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,19 +6,23 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::RunConfig;
-use crate::data::digits;
+use crate::data::source;
 use crate::device::default_device;
 use crate::eval::EvalReport;
 use crate::objective::ObjectiveConfig;
 use crate::surrogate::Surrogate;
-use crate::train::{TrainHooks, train};
+use crate::train::TrainHooks;
 
 #[derive(Args, Default)]
 pub struct TrainArgs {
     /// TOML run configuration; flags below override its fields.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Objective: baseline, ls, tet, tks (default parameters unless the config names the same one).
+    /// Data source `NAME[:PATH]`: digits, mnist, fashion, kmnist, cifar10, cifar100, folder,
+    /// nmnist, cifar10dvs, ncaltech101, dvsgesture (overrides `[data] source`).
+    #[arg(long)]
+    data: Option<String>,
+    /// Objective: baseline, ls, tet, tks, tssd, bkd (default parameters unless the config names the same one).
     #[arg(long)]
     objective: Option<String>,
     /// TKS temperature τ (objective tks).
@@ -33,6 +37,17 @@ pub struct TrainArgs {
     /// TET λ, weight of the MSE regulariser (objective tet).
     #[arg(long)]
     tet_lambda: Option<f64>,
+    /// ANN teacher checkpoint for objective bkd (`tks train --ann --save PATH`, or the
+    /// `best.safetensors` of a `tks train --ann --out DIR` run).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// ANN mode: the same architecture with ReLU in place of every spiking neuron; T = 1 unless
+    /// `-T` is given (e.g. to train BKD's teacher).
+    #[arg(long)]
+    ann: bool,
+    /// Save the trained model (weights and BN statistics) to this checkpoint file.
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// Epochs.
     #[arg(long)]
     epochs: Option<usize>,
@@ -60,6 +75,14 @@ pub struct TrainArgs {
     /// Write the epoch history as JSON lines to this file.
     #[arg(long)]
     metrics: Option<PathBuf>,
+    /// Run directory: writes config.toml, metrics.jsonl, last.safetensors and best.safetensors
+    /// (model, optimizer, epoch; written atomically) for `tks eval`, `sweep`, `anytime`, `report`.
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its last.safetensors, with its config.toml
+    /// (other flags are ignored); the result equals an uninterrupted run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -79,6 +102,10 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         config.objective = ObjectiveConfig::from_name(v)?;
     }
     apply_objective_overrides(args, &mut config.objective)?;
+    if args.ann {
+        config.set_ann();
+        config.train.timesteps = 1;
+    }
     let t = &mut config.train;
     if let Some(v) = args.epochs {
         t.epochs = v;
@@ -103,6 +130,9 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
     }
     if let Some(v) = &args.surrogate {
         config.neuron_mut().surrogate = Surrogate::from_name(v)?;
+    }
+    if let Some(v) = &args.data {
+        config.data.source = v.clone();
     }
     config.validate()?;
     Ok(config)
@@ -143,26 +173,45 @@ fn apply_objective_overrides(
             _ => return Err(wrong("--tet-lambda", "tet")),
         }
     }
+    if let Some(v) = &args.teacher {
+        match objective {
+            ObjectiveConfig::Bkd(c) => c.teacher = v.display().to_string(),
+            _ => return Err(wrong("--teacher", "bkd")),
+        }
+    }
     Ok(())
 }
 
 /// Runs `tks train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = resolve(&args)?;
+    let config = match &args.resume {
+        Some(dir) => crate::train::checkpoint::RunDir::open(dir)?.config()?,
+        None => resolve(&args)?,
+    };
     if args.print_config {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
     }
     let device = default_device(args.cuda)?;
-    let data = digits::load()?;
+    source::check_shape(&config.data, config.model.input_shape()).map_err(anyhow::Error::msg)?;
+    let data = source::load(&config.data, config.train.timesteps)?;
+    source::check_fits(
+        &data,
+        config.model.input_shape(),
+        config.model.num_classes(),
+        &config.data.source,
+    )
+    .map_err(anyhow::Error::msg)?;
     let objective = config.objective()?;
     let t = &config.train;
     println!(
-        "tks: training {:?} with objective `{}` on embedded digits ({} train / {} test, 8x8), T={}, {} epochs, batch {}, lr {}, seed {}",
+        "tks: training {:?} with objective `{}` on {} ({} train / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
         arch_name(&config),
         objective.name(),
+        config.data.source,
         data.train.len(),
         data.test.len(),
+        data.train.frame_shape,
         t.timesteps,
         t.epochs,
         t.batch_size,
@@ -197,8 +246,27 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         progress_bar: true,
         on_epoch: Some(&mut on_epoch),
     };
-    let outcome = train(&config.model, t, objective.as_ref(), &data, &device, hooks)?;
+    let outcome = crate::train::checkpoint::train_in_dir(
+        args.out.as_deref(),
+        args.resume.as_deref(),
+        &config,
+        objective.as_ref(),
+        &data,
+        &device,
+        hooks,
+    )?;
     print_eval(outcome.final_test());
+    if let Some(path) = &args.save {
+        let meta = crate::train::checkpoint::CheckpointMeta {
+            epoch: t.epochs,
+            global_step: t.epochs * data.train.len().div_ceil(t.batch_size),
+            seed: t.seed,
+            config: toml::to_string(&config).ok(),
+            history: outcome.history.clone(),
+        };
+        crate::objective::aux::save_model(&outcome.model, path, &meta)?;
+        println!("saved the trained model to {}", path.display());
+    }
     Ok(())
 }
 

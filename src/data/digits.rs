@@ -15,6 +15,11 @@ use crate::error::DataError;
 const DIGITS_CSV_GZ: &[u8] = include_bytes!("embedded/digits.csv.gz");
 const NAME: &str = "embedded:digits.csv.gz";
 
+/// The embedded gzipped CSV (for datasets derived from the digits).
+pub fn embedded_csv_gz() -> &'static [u8] {
+    DIGITS_CSV_GZ
+}
+
 /// Parses the gzipped CSV (`64 pixel values, label` per line) into images and labels.
 pub fn parse_csv_gz(bytes: &[u8], name: &str) -> Result<(Vec<f32>, Vec<u32>), DataError> {
     let mut text = String::new();

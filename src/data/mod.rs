@@ -1,8 +1,16 @@
 //! Datasets: an in-memory labelled set of frames, the embedded default data, batching.
+//!
+//! [`source`] loads every supported dataset from its distributed files (`--data NAME:PATH`),
+//! [`augment`] holds the training-time augmentation, [`cache`] the on-disk frame cache,
+//! [`dvs_digits`] a procedural neuromorphic dataset made from the embedded digits.
 
+pub mod augment;
+pub mod cache;
 pub mod digits;
+pub mod dvs_digits;
 pub mod events;
 pub mod formats;
+pub mod source;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -39,6 +47,8 @@ pub struct Dataset {
     pub values: Vec<f32>,
     /// Labels in `0..num_classes`.
     pub labels: Vec<u32>,
+    /// Augmentation applied by [`Dataset::train_batch`] (set on training sets only).
+    pub augment: Option<augment::AugmentConfig>,
 }
 
 /// A train/test pair.
@@ -77,6 +87,7 @@ impl Dataset {
             num_classes,
             values,
             labels,
+            augment: None,
         };
         let malformed = |location: String, what: String| DataError::Malformed {
             path: d.name.clone().into(),
@@ -149,10 +160,50 @@ impl Dataset {
         encoder: Encoder,
         device: &Device,
     ) -> Batch {
+        self.batch_with(indices, timesteps, encoder, device, None)
+    }
+
+    /// A training batch: as [`Dataset::batch`], then [`Dataset::augment`] (if set) applied to
+    /// every sample with a generator seeded by `(seed, epoch, sample index)` — the same batch
+    /// for the same arguments whatever the thread count.
+    pub fn train_batch(
+        &self,
+        indices: &[usize],
+        timesteps: usize,
+        encoder: Encoder,
+        device: &Device,
+        seed: u64,
+        epoch: usize,
+    ) -> Batch {
+        self.batch_with(indices, timesteps, encoder, device, Some((seed, epoch)))
+    }
+
+    fn batch_with(
+        &self,
+        indices: &[usize],
+        timesteps: usize,
+        encoder: Encoder,
+        device: &Device,
+        augment_seed: Option<(u64, usize)>,
+    ) -> Batch {
         let n = self.sample_len();
         let mut values = Vec::with_capacity(indices.len() * n);
         for &i in indices {
             values.extend_from_slice(&self.values[i * n..(i + 1) * n]);
+        }
+        if let (Some(aug), Some((seed, epoch))) = (&self.augment, augment_seed) {
+            use rayon::prelude::*;
+            let (frames, events) = match self.kind {
+                SampleKind::Static => (1, false),
+                SampleKind::Frames { timesteps } => (timesteps, true),
+            };
+            values
+                .par_chunks_mut(n.max(1))
+                .zip(indices.par_iter())
+                .for_each(|(v, &i)| {
+                    let mut rng = augment::AugmentConfig::rng(seed, epoch, i);
+                    aug.apply(v, frames, self.frame_shape, events, &mut rng);
+                });
         }
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         let [c, h, w] = self.frame_shape;

@@ -1,6 +1,13 @@
 //! Evaluation: top-1 accuracy of the time-averaged prediction, of each timestep's own output,
 //! and of the running mean up to each timestep.
 
+pub mod analysis;
+pub mod anytime;
+pub mod aurc;
+pub mod energy;
+pub mod sweep;
+pub mod tsne;
+
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

@@ -105,7 +105,8 @@ impl ConvBn {
     /// `[T, B, C_in, H, W]` → `[T, B, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| {
-            let y = self.conv.forward(x);
+            let y = self.conv.forward(x.clone());
+            crate::eval::energy::record_conv(&x, &y, &self.conv);
             match &self.bn {
                 Some(bn) => bn.forward(y),
                 None => y,
@@ -324,6 +325,8 @@ impl ConvBnSpike {
 
     /// `[T, B, C_in, H, W]` → spikes `[T, B, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        self.neuron.forward(self.conv_bn.forward(x))
+        let spikes = self.neuron.forward(self.conv_bn.forward(x));
+        crate::eval::energy::record_spikes(&spikes);
+        spikes
     }
 }

@@ -8,6 +8,9 @@
 //! | `if` | `mem_{t−1} + x_t` | integrate-and-fire |
 //! | `plif` | `mem_{t−1} + k · (x_t − mem_{t−1})`, `k = σ(w)` learnable | Fang et al., "Incorporating Learnable Membrane Time Constant to Enhance Learning of Spiking Neural Networks", ICCV 2021 (arXiv 2007.05785) |
 //!
+//! `relu` is not a spiking neuron: the ANN mode (`tks train --ann`, BKD's teacher) replaces
+//! every neuron by `relu(x_t)` per timestep, with no state, threshold or reset.
+//!
 //! Fire: `s_t = H(h_t − threshold)` with the strict `>` of TET, and the configured
 //! [`Surrogate`] derivative in backward. Reset: hard `mem_t = h_t · (1 − s_t)` or soft
 //! `mem_t = h_t − threshold · s_t`; the spike in the reset is *not* detached by default
@@ -21,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigError, check_positive, check_range};
 use crate::surrogate::Surrogate;
 
+pub mod fused;
+pub use fused::{LifPath, lif_path, set_lif_path};
+
 /// Which membrane update (charge) the neuron uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +38,8 @@ pub enum NeuronKind {
     If,
     /// Parametric LIF with a learnable time constant.
     Plif,
+    /// Not spiking: `relu(x_t)` per timestep, stateless (ANN mode).
+    Relu,
 }
 
 /// How the membrane is reset after a spike.
@@ -138,12 +146,31 @@ pub struct Neuron {
 }
 
 impl Neuron {
-    /// Spikes for an input current `[T, B, ...]`.
+    /// Spikes for an input current `[T, B, ...]`: the fused kernel ([`fused`]) when
+    /// [`lif_path`] is `Fused` and it supports the input (LIF/IF, f32, Flex), else the reference.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        if lif_path() == LifPath::Fused && fused::supports(&self.config, &input) {
+            return fused::spikes(&self.config, input);
+        }
         self.run(input, false).spikes
     }
 
-    /// Spikes plus the membrane trace.
+    /// Spikes from the reference path (plain burn ops), whatever [`lif_path`] says.
+    pub fn forward_reference<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.run(input, false).spikes
+    }
+
+    /// Spikes from the fused kernel. Panics where [`fused::supports`] is false (PLIF, non-Flex).
+    pub fn forward_fused<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::spikes(&self.config, input)
+    }
+
+    /// [`Self::forward_trace`] from the fused kernel: only the spikes carry a gradient.
+    pub fn forward_trace_fused<const D: usize>(&self, input: Tensor<D>) -> NeuronTrace<D> {
+        fused::trace(&self.config, input)
+    }
+
+    /// Spikes plus the membrane trace (always the reference path: every output differentiable).
     pub fn forward_trace<const D: usize>(&self, input: Tensor<D>) -> NeuronTrace<D> {
         self.run(input, true)
     }
@@ -157,7 +184,7 @@ impl Neuron {
         };
         match self.config.kind {
             NeuronKind::Lif => mem.mul_scalar(self.config.decay) + x,
-            NeuronKind::If => mem + x,
+            NeuronKind::If | NeuronKind::Relu => mem + x,
             NeuronKind::Plif => {
                 let k = self.rate::<D>();
                 mem.clone() + (x - mem) * k
@@ -176,6 +203,21 @@ impl Neuron {
     }
 
     fn run<const D: usize>(&self, input: Tensor<D>, keep_h: bool) -> NeuronTrace<D> {
+        if self.config.kind == NeuronKind::Relu {
+            let mut dims = input.dims();
+            dims[0] = 1;
+            let mem_final = Tensor::zeros(dims, &input.device());
+            let h_pre_reset = if keep_h {
+                input.clone()
+            } else {
+                input.zeros_like()
+            };
+            return NeuronTrace {
+                spikes: burn::tensor::activation::relu(input),
+                h_pre_reset,
+                mem_final,
+            };
+        }
         let steps = input.dims()[0];
         let threshold = self.config.threshold;
         let mut mem: Option<Tensor<D>> = None;
@@ -285,6 +327,25 @@ mod tests {
         let grads = tr.h_pre_reset.sum().backward();
         let gw = n.plif_w.as_ref().unwrap().val().grad(&grads);
         assert!(gw.is_some(), "PLIF time constant receives a gradient");
+    }
+
+    #[test]
+    fn relu_mode_is_stateless_relu() {
+        let device = Device::flex();
+        let n = NeuronConfig {
+            kind: NeuronKind::Relu,
+            ..Default::default()
+        }
+        .init(&device)
+        .unwrap();
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![0.6f32, -1.5, 2.0, 0.2, -0.1, 0.0], [3, 1, 2]),
+            &device,
+        );
+        assert_eq!(vec_of(n.forward(x)), vec![0.6, 0.0, 2.0, 0.2, 0.0, 0.0]);
+        assert!(n.plif_w.is_none());
+        let kind: NeuronKind = serde_json::from_str("\"relu\"").unwrap();
+        assert_eq!(kind, NeuronKind::Relu);
     }
 
     #[test]

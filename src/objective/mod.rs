@@ -2,11 +2,14 @@
 //!
 //! One trait, [`Objective`], one file per objective: [`Baseline`] (cross-entropy of the
 //! time-averaged logits), [`LabelSmoothing`] (`ls`), [`Tet`] (`tet`) and [`Tks`] (`tks`, Temporal
-//! Knowledge Sharing). [`ObjectiveConfig`] is the `[objective]` table of a run configuration:
+//! Knowledge Sharing), [`Tssd`] (`tssd`, temporal-spatial self-distillation) and [`Bkd`] (`bkd`,
+//! blurred knowledge distillation from an ANN teacher). Objectives that train auxiliary modules
+//! or need a teacher do so through the hooks of [`Objective`] (see [`aux`]).
+//! [`ObjectiveConfig`] is the `[objective]` table of a run configuration:
 //!
 //! ```toml
 //! [objective]
-//! name = "tks"            # baseline | ls | tet | tks
+//! name = "tks"            # baseline | ls | tet | tks | tssd | bkd
 //! temperature = 3.0       # tks: τ
 //! alpha = 0.7             # tks: final weight of the knowledge-sharing term
 //! detach_teacher = false  # tks
@@ -14,31 +17,40 @@
 //! per_step = false
 //! # ls:  epsilon = 0.1
 //! # tet: lambda = 0.001, phi = 1.0
+//! # tssd: extra_timesteps = 2, alpha = 1.0, beta = 1.0, temperature = 4.0, detach_teacher = true
+//! # bkd: teacher = "teacher.safetensors" (required), teacher_timesteps = 1, temperature = 2.0,
+//! #      logit_weight = 1.0, feature_weight = 0.002, mask_ratio = 0.15, wsld = true
 //! ```
 //!
 //! Fields left out take their defaults; `objective = "tks"` is shorthand for `[objective]
 //! name = "tks"`.
 
+pub mod aux;
 mod baseline;
+mod bkd;
 mod ls;
 mod tet;
 mod tks;
+mod tssd;
 
+pub use aux::{AuxModule, AuxShape, LossExtras, Teacher};
 pub use baseline::Baseline;
+pub use bkd::{Bkd, BkdGenerator, BkdParts, feature_mse, logit_distillation};
 pub use ls::LabelSmoothing;
 pub use tet::{Tet, per_timestep_cross_entropy};
 pub use tks::{Tks, TksParts, ce_weight};
+pub use tssd::{Tssd, TssdHead, TssdParts, kl_divergence};
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
-use crate::model::SnnOutput;
+use crate::error::{ConfigError, TrainError};
+use crate::model::{ModelConfig, SnnOutput};
 
 /// Names accepted by [`ObjectiveConfig::from_name`].
-pub const OBJECTIVE_NAMES: [&str; 4] = ["baseline", "ls", "tet", "tks"];
+pub const OBJECTIVE_NAMES: [&str; 6] = ["baseline", "ls", "tet", "tks", "tssd", "bkd"];
 
 /// Which objective to train with, and its parameters: the `[objective]` table of a run
 /// configuration, tagged by `name` (see the module docs). Unknown fields are errors.
@@ -53,6 +65,11 @@ pub enum ObjectiveConfig {
     Tet(Tet),
     /// TKS: `temperature`, `alpha`, `detach_teacher`, `student_temperature`, `per_step`.
     Tks(Tks),
+    /// TSSD: `extra_timesteps`, `alpha`, `beta`, `temperature`, `detach_teacher`.
+    Tssd(Tssd),
+    /// BKD: `teacher` (required), `teacher_timesteps`, `temperature`, `logit_weight`,
+    /// `feature_weight`, `mask_ratio`, `wsld`.
+    Bkd(Bkd),
 }
 
 impl Default for ObjectiveConfig {
@@ -69,6 +86,8 @@ impl ObjectiveConfig {
             "ls" => Ok(Self::Ls(LabelSmoothing::default())),
             "tet" => Ok(Self::Tet(Tet::default())),
             "tks" => Ok(Self::Tks(Tks::default())),
+            "tssd" => Ok(Self::Tssd(Tssd::default())),
+            "bkd" => Ok(Self::Bkd(Bkd::default())),
             other => Err(ConfigError::invalid(
                 "objective.name",
                 format!("{other:?}"),
@@ -84,6 +103,8 @@ impl ObjectiveConfig {
             Self::Ls(_) => "ls",
             Self::Tet(_) => "tet",
             Self::Tks(_) => "tks",
+            Self::Tssd(_) => "tssd",
+            Self::Bkd(_) => "bkd",
         }
     }
 
@@ -94,6 +115,8 @@ impl ObjectiveConfig {
             Self::Ls(c) => c.validate(),
             Self::Tet(c) => c.validate(),
             Self::Tks(c) => c.validate(),
+            Self::Tssd(c) => c.validate(),
+            Self::Bkd(c) => c.validate(),
         }
     }
 
@@ -105,6 +128,8 @@ impl ObjectiveConfig {
             Self::Ls(c) => Box::new(*c),
             Self::Tet(c) => Box::new(*c),
             Self::Tks(c) => Box::new(*c),
+            Self::Tssd(c) => Box::new(*c),
+            Self::Bkd(c) => Box::new(c.clone()),
         })
     }
 
@@ -141,6 +166,8 @@ impl ObjectiveConfig {
             Self::Ls(_) => parse_fields("ls", table).map(Self::Ls),
             Self::Tet(_) => parse_fields("tet", table).map(Self::Tet),
             Self::Tks(_) => parse_fields("tks", table).map(Self::Tks),
+            Self::Tssd(_) => parse_fields("tssd", table).map(Self::Tssd),
+            Self::Bkd(_) => parse_fields("bkd", table).map(Self::Bkd),
         }
     }
 }
@@ -233,6 +260,40 @@ pub trait Objective: Send + Sync {
 
     /// The loss, a one-element tensor.
     fn loss(&self, output: &SnnOutput, targets: Tensor<1, Int>, progress: Progress) -> Tensor<1>;
+
+    /// Timesteps of the training forward passes when evaluation runs at `timesteps` (TSSD
+    /// trains over a longer window). Evaluation always runs at `timesteps`.
+    fn train_timesteps(&self, timesteps: usize) -> usize {
+        timesteps
+    }
+
+    /// A frozen teacher for `model`'s architecture on the plain `device`, loaded once per run
+    /// (BKD's ANN). None by default.
+    fn load_teacher(
+        &self,
+        _model: &ModelConfig,
+        _device: &Device,
+    ) -> Result<Option<Teacher>, TrainError> {
+        Ok(None)
+    }
+
+    /// A trainable auxiliary module on the (autodiff) `device`, built once per run from the
+    /// stage shapes; trained with the model, dropped at the end. None by default.
+    fn init_aux(&self, _shape: &AuxShape, _device: &Device) -> Option<AuxModule> {
+        None
+    }
+
+    /// The loss given everything the training loop provides (the auxiliary module, the
+    /// teacher's output). Defaults to [`Objective::loss`].
+    fn loss_with(
+        &self,
+        output: &SnnOutput,
+        targets: Tensor<1, Int>,
+        progress: Progress,
+        _extras: &LossExtras<'_>,
+    ) -> Tensor<1> {
+        self.loss(output, targets, progress)
+    }
 }
 
 /// Mean-over-batch cross-entropy of `logits [B, C]` against integer `targets [B]`.

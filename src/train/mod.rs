@@ -1,6 +1,8 @@
 //! The training loop: surrogate-gradient BPTT with AdamW and a cosine learning-rate schedule,
 //! seeded and deterministic on CPU (same seed ⇒ same loss curve).
 
+pub mod checkpoint;
+
 use std::time::Instant;
 
 use burn::module::Module;
@@ -15,7 +17,8 @@ use crate::error::{ConfigError, TrainError, check_nonzero, check_positive, check
 use crate::eval::{AccuracyCounter, EvalReport, evaluate, values};
 use crate::layer::Encoder;
 use crate::model::{Model, ModelConfig};
-use crate::objective::{Objective, Progress};
+use crate::objective::aux::stage_shape;
+use crate::objective::{AuxModule, AuxShape, LossExtras, Objective, Progress, Teacher};
 
 /// Optimisation settings (the `[train]` table of a recipe).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,6 +120,49 @@ pub struct TrainHooks<'a> {
     pub on_epoch: Option<&'a mut dyn FnMut(&EpochRecord)>,
 }
 
+/// Checkpointing and resuming for [`train_resumable`] (see [`checkpoint`]).
+#[derive(Default)]
+pub struct RunHooks<'a> {
+    /// Continue from this checkpoint (built for the same configuration) instead of epoch 0.
+    pub resume: Option<&'a checkpoint::Checkpoint>,
+    /// Called after every epoch with the model, the optimizer state and the progress so far;
+    /// an error stops training.
+    #[allow(clippy::type_complexity)]
+    pub on_checkpoint: Option<
+        &'a mut dyn FnMut(
+            &Model,
+            burn::optim::OptimizerRecord,
+            &checkpoint::CheckpointMeta,
+        ) -> Result<(), checkpoint::CheckpointError>,
+    >,
+}
+
+/// Seed of burn's device generator at the start of `epoch` (0-based): a function of the run's
+/// seed and the epoch alone, so a resumed run draws what an uninterrupted one would.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ ((epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+/// [`train_resumable`] from scratch, without checkpoints.
+pub fn train(
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    objective: &dyn Objective,
+    data: &Split,
+    device: &Device,
+    hooks: TrainHooks<'_>,
+) -> Result<TrainOutcome, TrainError> {
+    train_resumable(
+        model_config,
+        config,
+        objective,
+        data,
+        device,
+        hooks,
+        RunHooks::default(),
+    )
+}
+
 /// Trains a freshly initialised `model` on `data.train`, evaluating on `data.test` after each
 /// epoch. `device` is the plain (non-autodiff) device; training runs on its autodiff form.
 ///
@@ -124,13 +170,18 @@ pub struct TrainHooks<'a> {
 /// generator, seeded here, and shuffling from a generator seeded by `(seed, epoch)`. burn's
 /// generator is shared by the whole process, so two runs training at the same time in one
 /// process interleave their draws; run them one after the other to reproduce a curve.
-pub fn train(
+///
+/// `run.resume` continues from a checkpoint (same result as an uninterrupted run: the device
+/// generator is reseeded by [`epoch_seed`] at every epoch start); `run.on_checkpoint` is called
+/// after every epoch.
+pub fn train_resumable(
     model_config: &ModelConfig,
     config: &TrainConfig,
     objective: &dyn Objective,
     data: &Split,
     device: &Device,
     mut hooks: TrainHooks<'_>,
+    mut run: RunHooks<'_>,
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     check_data(model_config, &data.train)?;
@@ -141,6 +192,8 @@ pub fn train(
     device.seed(config.seed);
     let train_device = device.clone().autodiff();
     let mut model = model_config.init(&train_device)?;
+    let mut extras = objective_extras(objective, model_config, config, data, &model, device)?;
+    let mut aux = extras.aux.take();
     let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
@@ -155,7 +208,31 @@ pub fn train(
 
     let mut history = Vec::with_capacity(config.epochs);
     let mut global_step = 0;
-    for epoch in 0..config.epochs {
+    let mut first_epoch = 0;
+    if let Some(ck) = run.resume {
+        if ck.meta.epoch > config.epochs || ck.meta.seed != config.seed {
+            return Err(TrainError::Shape(format!(
+                "{}: checkpoint is at epoch {} with seed {}, the run has {} epochs and seed {}",
+                ck.path.display(),
+                ck.meta.epoch,
+                ck.meta.seed,
+                config.epochs,
+                config.seed
+            )));
+        }
+        model = ck.apply_to(model)?;
+        if let Some(r) = ck.optimizer_record()? {
+            optimizer = optimizer.load_record(r);
+        }
+        for _ in 0..ck.meta.global_step {
+            scheduler.step();
+        }
+        global_step = ck.meta.global_step;
+        first_epoch = ck.meta.epoch;
+        history = ck.meta.history.clone();
+    }
+    for epoch in first_epoch..config.epochs {
+        device.seed(epoch_seed(config.seed, epoch));
         let started = Instant::now();
         let bar = if hooks.progress_bar {
             let bar = ProgressBar::new(steps_per_epoch as u64);
@@ -177,17 +254,40 @@ pub fn train(
         let mut lr = config.lr;
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             global_step += 1;
-            let batch = data
-                .train
-                .batch(chunk, config.timesteps, config.encoder, &train_device);
+            let batch = data.train.train_batch(
+                chunk,
+                extras.train_timesteps,
+                config.encoder,
+                &train_device,
+                config.seed,
+                epoch,
+            );
             let output = model.forward_output(batch.frames, objective.needs_stage());
+            let teacher_output = extras.teacher.as_ref().map(|teacher| {
+                let frames = data
+                    .train
+                    .train_batch(
+                        chunk,
+                        extras.teacher_timesteps,
+                        config.encoder,
+                        device,
+                        config.seed,
+                        epoch,
+                    )
+                    .frames;
+                teacher.forward_to(frames, &train_device)
+            });
             let progress = Progress {
                 epoch,
                 epochs: config.epochs,
                 step,
                 steps_per_epoch,
             };
-            let loss = objective.loss(&output, batch.targets, progress);
+            let loss_extras = LossExtras {
+                aux: aux.as_ref(),
+                teacher: teacher_output.as_ref(),
+            };
+            let loss = objective.loss_with(&output, batch.targets, progress, &loss_extras);
             let loss_value = values(loss.clone())[0] as f64;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -199,13 +299,19 @@ pub fn train(
                 });
             }
             let logits = output.logits.detach();
+            // Training accuracy over the evaluation window (TSSD trains over a longer one).
+            let eval_steps = config.timesteps.min(logits.dims()[0]);
+            let logits = logits.narrow(0, 0, eval_steps);
             let dims = logits.dims();
             let labels: Vec<u32> = chunk.iter().map(|&i| data.train.labels[i]).collect();
             counter.add(&values(logits), dims, &labels);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            // The optimizer updates the model and the objective's auxiliary module together.
+            let trainee = Trainee { model, aux };
+            let grads = GradientsParams::from_grads(loss.backward(), &trainee);
             let lr_now = scheduler.step();
             lr = lr_now.base();
-            model = optimizer.step(lr_now, model, grads);
+            let trainee = optimizer.step(lr_now, trainee, grads);
+            (model, aux) = (trainee.model, trainee.aux);
             step_losses.push(loss_value);
             bar.set_message(format!("loss {loss_value:.4}"));
             bar.inc(1);
@@ -234,10 +340,100 @@ pub fn train(
             f(&record);
         }
         history.push(record);
+        if let Some(f) = run.on_checkpoint.as_mut() {
+            let meta = checkpoint::CheckpointMeta {
+                epoch: epoch + 1,
+                global_step,
+                seed: config.seed,
+                config: None,
+                history: history.clone(),
+            };
+            f(&model, optimizer.to_record(), &meta)?;
+        }
     }
     Ok(TrainOutcome {
         model: model.valid(),
         history,
+    })
+}
+
+/// What the optimizer updates: the model and the objective's trainable auxiliary module (TSSD's
+/// head, BKD's generator). The auxiliary module is dropped when training ends, so the trained
+/// model is exactly the architecture of the configuration. Checkpoints hold the model only: a
+/// resumed TSSD/BKD run starts a fresh auxiliary module.
+#[derive(Module, Debug)]
+pub struct Trainee {
+    /// The network.
+    pub model: Model,
+    /// The objective's auxiliary module, if it has one.
+    pub aux: Option<AuxModule>,
+}
+
+/// Per-run needs of the objective, resolved once before the first step.
+struct ObjectiveExtras {
+    /// Frozen teacher (BKD), on the plain device.
+    teacher: Option<Teacher>,
+    /// Frames the teacher gets per sample.
+    teacher_timesteps: usize,
+    /// Trainable auxiliary module, on the autodiff device.
+    aux: Option<AuxModule>,
+    /// Frames of a training forward pass (`objective.train_timesteps(T)`).
+    train_timesteps: usize,
+}
+
+/// Loads the objective's teacher, builds its auxiliary module from the probed stage shapes and
+/// resolves the training timesteps. Event data carry a fixed number of frames, which the
+/// training and teacher passes must then use.
+fn objective_extras(
+    objective: &dyn Objective,
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    data: &Split,
+    model: &Model,
+    device: &Device,
+) -> Result<ObjectiveExtras, TrainError> {
+    let fixed_frames = match data.train.kind {
+        crate::data::SampleKind::Frames { timesteps } => Some(timesteps),
+        crate::data::SampleKind::Static => None,
+    };
+    let train_timesteps = objective.train_timesteps(config.timesteps);
+    check_nonzero("train.timesteps", train_timesteps)?;
+    if let Some(t) = fixed_frames
+        && t != train_timesteps
+    {
+        return Err(TrainError::Shape(format!(
+            "{} carries {t} frames per sample, but objective `{}` trains over {train_timesteps}",
+            data.train.name,
+            objective.name()
+        )));
+    }
+    let teacher = objective.load_teacher(model_config, device)?;
+    let teacher_timesteps = match (&teacher, fixed_frames) {
+        (_, Some(t)) => t,
+        (Some(teacher), None) => teacher.timesteps,
+        (None, None) => config.timesteps,
+    };
+    let input = model_config.input_shape();
+    let probed = objective
+        .needs_stage()
+        .then(|| stage_shape(model, input, device))
+        .flatten();
+    let aux = match probed {
+        Some(stage) => {
+            let shape = AuxShape {
+                stage,
+                classes: model_config.num_classes(),
+                teacher_stage: teacher.as_ref().and_then(|t| t.stage_shape(input, device)),
+            };
+            objective.init_aux(&shape, &device.clone().autodiff())
+        }
+        _ => None,
+    };
+    Ok(ObjectiveExtras {
+        teacher,
+        teacher_timesteps,
+        aux,
+        train_timesteps,
     })
 }
 

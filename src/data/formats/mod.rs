@@ -11,9 +11,13 @@
 //! * [`prophesee_dat`] — Prophesee/Chronocam `.dat` (N-CARS).
 //! * [`npy`] — NumPy `.npy` event arrays.
 //! * [`aedat4`] — AEDAT 4.0 polarity events (LZ4 or uncompressed packets).
+//! * [`aedat3`] — AEDAT 3.1 polarity events and DVS128 Gesture label files.
+//! * [`cifar`] — CIFAR-10 / CIFAR-100 binary batches.
 
 pub mod aedat2;
+pub mod aedat3;
 pub mod aedat4;
+pub mod cifar;
 pub mod idx;
 pub mod nmnist;
 pub mod npy;

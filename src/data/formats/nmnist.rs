@@ -21,6 +21,12 @@ pub const OVERFLOW_INCREMENT: u64 = 1 << 13;
 
 /// Parses one N-MNIST recording.
 pub fn parse_nmnist(bytes: &[u8], name: &str) -> Result<Events, DataError> {
+    parse_bin40(bytes, name, SIZE, SIZE)
+}
+
+/// Parses a 40-bit ATIS `.bin` recording (N-MNIST, N-Caltech101) onto a `width` × `height`
+/// sensor; an event outside it is an error naming the record.
+pub fn parse_bin40(bytes: &[u8], name: &str, width: u16, height: u16) -> Result<Events, DataError> {
     if !bytes.len().is_multiple_of(5) {
         let whole = bytes.len() / 5;
         return Err(malformed(
@@ -33,19 +39,19 @@ pub fn parse_nmnist(bytes: &[u8], name: &str) -> Result<Events, DataError> {
             ),
         ));
     }
-    let mut ev = Events::with_capacity(SIZE, SIZE, bytes.len() / 5);
+    let mut ev = Events::with_capacity(width, height, bytes.len() / 5);
     let mut offset = 0u64;
     for (i, r) in bytes.chunks_exact(5).enumerate() {
         if r[1] == OVERFLOW_Y {
             offset += OVERFLOW_INCREMENT;
             continue;
         }
-        if r[0] as u16 >= SIZE || r[1] as u16 >= SIZE {
+        if r[0] as u16 >= width || r[1] as u16 >= height {
             return Err(malformed(
                 name,
                 format!("record {i} (byte {})", i * 5),
                 format!(
-                    "event at x={}, y={} outside the {SIZE}x{SIZE} sensor",
+                    "event at x={}, y={} outside the {width}x{height} sensor",
                     r[0], r[1]
                 ),
             ));

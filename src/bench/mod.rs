@@ -1,0 +1,465 @@
+//! Training throughput benchmark: the exact configurations of `snn_reference.py bench`
+//! (`../shared/reference/README.md`), so `bench/compare.sh` can put both side by side.
+//!
+//! * VGG-SNN width 0.25 on `2×48×48` DVS-like Bernoulli(0.15) frames, `T = 4` or `8`, batch 16;
+//! * the small CNN on a random `1×28×28` image repeated over `T = 4`, batch 64;
+//!
+//! LIF (threshold 1, decay 0.5, hard reset, triangle surrogate), AdamW (lr 1e-3, weight decay
+//! 0.01), the TKS loss (τ = 3, α = 0.7, at epoch 10 of 100) or the baseline; four random batches
+//! cycled; 3 warm-up steps, then `steps` timed steps of forward + loss + backward + optimizer
+//! step. Peak RSS is the kernel's `VmHWM` (reset through `/proc/self/clear_refs` before each
+//! measured phase when the kernel allows it); CPU time is the process's user + system time.
+//!
+//! [`run`] also times the same configuration with the reference LIF path (plain burn ops) so
+//! the output carries the fused-vs-reference ratio measured back to back in one process.
+
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use serde::Serialize;
+
+use crate::model::{ModelConfig, SmallCnnConfig, VggSnnConfig};
+use crate::neuron::{LifPath, lif_path, set_lif_path};
+use crate::objective::{ObjectiveConfig, Progress, Tks};
+
+/// Which network to benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchModel {
+    /// VGG-SNN (TET/TKS) on 2×48×48 frames.
+    Vggsnn,
+    /// The small CNN on 1×28×28 images.
+    Smallcnn,
+}
+
+impl BenchModel {
+    /// `vggsnn` / `smallcnn`, as `snn_reference.py --model`.
+    pub fn from_name(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "vggsnn" | "vgg_snn" => Ok(Self::Vggsnn),
+            "smallcnn" | "small_cnn" => Ok(Self::Smallcnn),
+            other => anyhow::bail!("unknown bench model `{other}` (vggsnn, smallcnn)"),
+        }
+    }
+}
+
+/// One benchmark configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchConfig {
+    /// The network.
+    pub model: BenchModel,
+    /// Channel multiplier (VGG-SNN; the reference's default 0.25; 1.0 for the small CNN).
+    pub width: f64,
+    /// Timesteps.
+    pub timesteps: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Timed steps (after 3 warm-up steps).
+    pub steps: usize,
+    /// `tks` or `baseline`.
+    pub loss: String,
+    /// Seed of the weights and the random data.
+    pub seed: u64,
+    /// The LIF path of the main measurement.
+    #[serde(skip)]
+    pub lif_path: LifPath,
+    /// Also time the other LIF path (same process, right after) and report the ratio.
+    pub compare_lif: bool,
+}
+
+impl BenchConfig {
+    /// The reference's defaults for `model` (`T = 4`; batch 16 for VGG-SNN, 64 for the CNN).
+    pub fn new(model: BenchModel) -> Self {
+        let (width, batch) = match model {
+            BenchModel::Vggsnn => (0.25, 16),
+            BenchModel::Smallcnn => (1.0, 64),
+        };
+        Self {
+            model,
+            width,
+            timesteps: 4,
+            batch,
+            steps: 10,
+            loss: "tks".into(),
+            seed: 0,
+            lif_path: LifPath::Fused,
+            compare_lif: true,
+        }
+    }
+
+    /// The three configurations of the reference table.
+    pub fn reference_grid() -> Vec<Self> {
+        let mut vgg8 = Self::new(BenchModel::Vggsnn);
+        vgg8.timesteps = 8;
+        vec![
+            Self::new(BenchModel::Vggsnn),
+            vgg8,
+            Self::new(BenchModel::Smallcnn),
+        ]
+    }
+
+    fn model_config(&self) -> ModelConfig {
+        match self.model {
+            BenchModel::Vggsnn => ModelConfig::VggSnn(VggSnnConfig {
+                width: self.width,
+                ..Default::default()
+            }),
+            BenchModel::Smallcnn => {
+                let base = SmallCnnConfig::default();
+                let scale = |c: usize| ((c as f64 * self.width).round() as usize).max(1);
+                ModelConfig::SmallCnn(SmallCnnConfig {
+                    channels: [scale(base.channels[0]), scale(base.channels[1])],
+                    ..base
+                })
+            }
+        }
+    }
+}
+
+impl BenchConfig {
+    /// Multiply-add FLOPs (2 per MAC) of every 3×3 conv in one training step: forward, input
+    /// gradient and weight gradient (3× the forward), summed over `T·B`.
+    pub fn conv_flops_per_step(&self) -> f64 {
+        let scale = |c: usize| ((c as f64 * self.width).round() as usize).max(1);
+        // (c_in, c_out, side) of every conv.
+        let mut convs = Vec::new();
+        match self.model {
+            BenchModel::Vggsnn => {
+                let (mut c, mut side) = (2, 48);
+                for [a, b] in [[64, 128], [256, 256], [512, 512], [512, 512]] {
+                    convs.push((c, scale(a), side));
+                    convs.push((scale(a), scale(b), side));
+                    c = scale(b);
+                    side /= 2;
+                }
+            }
+            BenchModel::Smallcnn => {
+                convs.push((1, scale(32), 28));
+                convs.push((scale(32), scale(64), 14));
+            }
+        }
+        let fwd: f64 = convs
+            .iter()
+            .map(|&(ci, co, s)| 2.0 * (ci * co * 9 * s * s) as f64)
+            .sum();
+        3.0 * fwd * (self.timesteps * self.batch) as f64
+    }
+}
+
+/// Timings of one measured phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    /// `reference` or `fused`.
+    pub lif_path: &'static str,
+    /// Timed steps.
+    pub steps_timed: usize,
+    /// Batch · steps / wall time.
+    pub samples_per_s: f64,
+    /// Mean wall ms per step.
+    pub ms_per_step: f64,
+    /// Median wall ms per step.
+    pub ms_per_step_median: f64,
+    /// Fastest step.
+    pub ms_per_step_min: f64,
+    /// Process CPU ms per step (all threads, user + system).
+    pub cpu_ms_per_step: f64,
+    /// CPU time / wall time / cores, in `[0, 1]`.
+    pub cpu_utilisation: f64,
+    /// Peak resident set during this phase (`VmHWM`, MiB); a process-wide maximum if the
+    /// kernel refused to reset it.
+    pub peak_rss_mib: f64,
+    /// Conv FLOPs of one step (forward + both gradients) ÷ median step time, GFLOP/s: a lower
+    /// bound on the conv layers' achieved rate (the step also runs BN, LIF, pooling, the loss).
+    pub conv_gflops_lower_bound: f64,
+    /// Whether `VmHWM` was reset before the phase.
+    pub peak_rss_reset: bool,
+    /// Loss of the first and last step (sanity: finite, same start for both paths).
+    pub loss_first: f32,
+    /// Loss of the last step.
+    pub loss_last: f32,
+}
+
+/// The JSON line of one configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Always `tks`.
+    pub implementation: &'static str,
+    /// The configuration.
+    #[serde(flatten)]
+    pub config: BenchConfig,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Conv GFLOP per training step (forward + input and weight gradients).
+    pub conv_gflop_per_step: f64,
+    /// Logical cores available (`std::thread::available_parallelism`).
+    pub cores: usize,
+    /// Rayon worker threads.
+    pub threads: usize,
+    /// Resident set before building the model (MiB).
+    pub rss_start_mib: f64,
+    /// 1-minute load average at the start and the end (a busy machine makes timings noisy).
+    pub loadavg_1m_start_end: [f64; 2],
+    /// The main measurement.
+    #[serde(flatten)]
+    pub main: Timing,
+    /// The other LIF path, measured right after in the same process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_lif_path: Option<Timing>,
+    /// Median ms/step of the reference LIF path ÷ the fused path's (> 1: fused is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lif_reference_over_fused: Option<f64>,
+}
+
+/// `VmHWM` / `VmRSS` of this process in MiB (0 where `/proc` is missing).
+pub fn proc_status_mib(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets `VmHWM` to the current RSS (`echo 5 > /proc/self/clear_refs`); false if refused.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Process CPU time (user + system) in seconds, from `/proc/self/stat` (clock ticks of 1/100 s).
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the `(comm)`: state is the 3rd field overall; utime/stime are the 14th/15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+/// Four random batches `(x [T, B, C, H, W], y [B])` like the reference's `random_batch`.
+fn batches(config: &BenchConfig, device: &Device) -> Vec<(Tensor<5>, Tensor<1, Int>)> {
+    let (t, b) = (config.timesteps, config.batch);
+    (0..4)
+        .map(|_| {
+            let x = match config.model {
+                BenchModel::Vggsnn => {
+                    Tensor::<5>::random([t, b, 2, 48, 48], Distribution::Bernoulli(0.15), device)
+                }
+                BenchModel::Smallcnn => {
+                    Tensor::<5>::random([1, b, 1, 28, 28], Distribution::Uniform(0.0, 1.0), device)
+                        .repeat_dim(0, t)
+                }
+            };
+            let y = Tensor::<1, Int>::random([b], Distribution::Uniform(0.0, 10.0), device);
+            (x, y)
+        })
+        .collect()
+}
+
+fn objective(name: &str) -> anyhow::Result<Box<dyn crate::objective::Objective>> {
+    let config = match name {
+        "tks" => ObjectiveConfig::Tks(Tks {
+            temperature: 3.0,
+            alpha: 0.7,
+            ..Tks::default()
+        }),
+        other => ObjectiveConfig::from_name(other)?,
+    };
+    Ok(config.build()?)
+}
+
+/// Trains `config` for 3 + `steps` steps with the LIF `path` and times the last `steps`.
+fn measure(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing, usize)> {
+    let previous = lif_path();
+    set_lif_path(path);
+    let result = measure_inner(config, path);
+    set_lif_path(previous);
+    result
+}
+
+fn measure_inner(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing, usize)> {
+    let plain = Device::flex();
+    plain.seed(config.seed);
+    let device = plain.autodiff();
+    let peak_rss_reset = reset_peak_rss();
+    let mut model = config.model_config().init(&device)?;
+    let params = crate::params::trainable_params(&model);
+    let data = batches(config, &device);
+    let objective = objective(&config.loss)?;
+    let progress = Progress {
+        epoch: 10,
+        epochs: 100,
+        step: 0,
+        steps_per_epoch: 1,
+    };
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(0.01)
+        .with_epsilon(1e-8)
+        .init();
+    let warm = 3;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut times, mut losses) = (Vec::new(), Vec::new());
+    let (mut cpu, mut wall) = (0.0, 0.0);
+    for step in 0..warm + config.steps {
+        let (x, y) = data[step % data.len()].clone();
+        let (t0, c0) = (Instant::now(), process_cpu_seconds());
+        let output = model.forward_output(x, objective.needs_stage());
+        let loss = objective.loss(&output, y, progress);
+        let loss_value = crate::eval::values(loss.clone().detach())[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+        let dt = t0.elapsed().as_secs_f64();
+        if step >= warm {
+            times.push(dt);
+            cpu += process_cpu_seconds() - c0;
+            wall += dt;
+        }
+        losses.push(loss_value);
+    }
+    anyhow::ensure!(!times.is_empty(), "no timed steps (--steps 0)");
+    let n = times.len() as f64;
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let timing = Timing {
+        lif_path: path.name(),
+        steps_timed: times.len(),
+        samples_per_s: round(config.batch as f64 * n / wall, 3),
+        ms_per_step: round(1000.0 * wall / n, 2),
+        ms_per_step_median: round(1000.0 * sorted[sorted.len() / 2], 2),
+        ms_per_step_min: round(1000.0 * sorted[0], 2),
+        cpu_ms_per_step: round(1000.0 * cpu / n, 2),
+        cpu_utilisation: round(cpu / wall / cores as f64, 3),
+        peak_rss_mib: round(proc_status_mib("VmHWM:"), 1),
+        conv_gflops_lower_bound: round(
+            config.conv_flops_per_step() / sorted[sorted.len() / 2] / 1e9,
+            2,
+        ),
+        peak_rss_reset,
+        loss_first: losses[0],
+        loss_last: *losses.last().unwrap(),
+    };
+    Ok((timing, params))
+}
+
+/// Runs one configuration (and, with `compare_lif`, the other LIF path right after).
+pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
+    let load0 = loadavg();
+    let rss_start_mib = round(proc_status_mib("VmRSS:"), 1);
+    let (main, params) = measure(config, config.lif_path)?;
+    let other = if config.compare_lif {
+        let path = match config.lif_path {
+            LifPath::Fused => LifPath::Reference,
+            LifPath::Reference => LifPath::Fused,
+        };
+        Some(measure(config, path)?.0)
+    } else {
+        None
+    };
+    let ratio = other.as_ref().map(|o| {
+        let (fused, reference) = match config.lif_path {
+            LifPath::Fused => (&main, o),
+            LifPath::Reference => (o, &main),
+        };
+        round(reference.ms_per_step_median / fused.ms_per_step_median, 3)
+    });
+    Ok(BenchResult {
+        implementation: "tks",
+        config: config.clone(),
+        params,
+        conv_gflop_per_step: round(config.conv_flops_per_step() / 1e9, 3),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: rayon::current_num_threads(),
+        rss_start_mib,
+        loadavg_1m_start_end: [round(load0, 2), round(loadavg(), 2)],
+        main,
+        other_lif_path: other,
+        lif_reference_over_fused: ratio,
+    })
+}
+
+/// LIF forward + backward alone on `[T, ...shape]` (autodiff), median ms of `reps` runs per
+/// path: `(reference, fused)`.
+pub fn lif_micro(shape: &[usize], reps: usize) -> anyhow::Result<(f64, f64)> {
+    anyhow::ensure!(shape.len() == 5, "lif_micro expects [T, B, C, H, W]");
+    let dims = [shape[0], shape[1], shape[2], shape[3], shape[4]];
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let neuron = crate::neuron::NeuronConfig::default().init(&device)?;
+    let x = Tensor::<5>::random(dims, Distribution::Uniform(-0.5, 1.6), &device);
+    let g = Tensor::<5>::random(dims, Distribution::Uniform(-1.0, 1.0), &device);
+    let time = |fused: bool| {
+        let mut ts = Vec::with_capacity(reps);
+        for _ in 0..reps + 1 {
+            let xi = x.clone().require_grad();
+            let t0 = Instant::now();
+            let s = if fused {
+                neuron.forward_fused(xi.clone())
+            } else {
+                neuron.forward_reference(xi.clone())
+            };
+            let grads = (s * g.clone()).sum().backward();
+            let gx = xi.grad(&grads).expect("gradient");
+            let _ = crate::eval::values(gx.slice([0..1, 0..1, 0..1, 0..1, 0..1]));
+            ts.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        ts.remove(0);
+        ts.sort_by(f64::total_cmp);
+        ts[ts.len() / 2]
+    };
+    let reference = time(false);
+    let fused = time(true);
+    Ok((round(reference, 3), round(fused, 3)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_flops_of_the_small_cnn() {
+        let c = BenchConfig::new(BenchModel::Smallcnn);
+        // conv1: 1→32 at 28², conv2: 32→64 at 14²; ×2 per MAC, ×3 fwd+bwd, ×T·B = 256.
+        let fwd = 2.0 * (32.0 * 9.0 * 784.0 + 32.0 * 64.0 * 9.0 * 196.0);
+        assert!((c.conv_flops_per_step() - 3.0 * fwd * 256.0).abs() < 1.0);
+        assert_eq!(BenchConfig::reference_grid().len(), 3);
+    }
+
+    #[test]
+    fn tiny_run_reports_both_paths_with_the_same_first_loss() {
+        let mut c = BenchConfig::new(BenchModel::Smallcnn);
+        (c.width, c.batch, c.timesteps, c.steps) = (0.25, 2, 2, 1);
+        let r = run(&c).unwrap();
+        let other = r.other_lif_path.as_ref().unwrap();
+        assert_eq!((r.main.lif_path, other.lif_path), ("fused", "reference"));
+        assert!(r.main.loss_first.is_finite() && r.main.ms_per_step > 0.0);
+        assert!((r.main.loss_first - other.loss_first).abs() < 1e-5);
+        assert!(r.lif_reference_over_fused.unwrap() > 0.0);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"samples_per_s\"") && json.contains("\"peak_rss_mib\""));
+    }
+
+    #[test]
+    fn proc_readers_work_on_linux() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(proc_status_mib("VmRSS:") > 0.0);
+            assert!(proc_status_mib("VmHWM:") >= proc_status_mib("VmRSS:") * 0.5);
+        }
+    }
+}

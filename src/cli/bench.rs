@@ -1,0 +1,91 @@
+//! `tks bench`: training throughput on the configurations of `snn_reference.py bench`, one JSON
+//! line per configuration (see [`crate::bench`]).
+
+use clap::Args;
+
+use crate::bench::{BenchConfig, BenchModel, lif_micro, run};
+use crate::neuron::LifPath;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// vggsnn or smallcnn (as `snn_reference.py bench --model`); `all` runs the reference grid
+    /// (VGG-SNN T=4 and T=8 batch 16, small CNN T=4 batch 64) in this one process.
+    #[arg(long, default_value = "vggsnn")]
+    model: String,
+    /// Channel multiplier (default 0.25 for vggsnn, 1.0 for smallcnn).
+    #[arg(long)]
+    width: Option<f64>,
+    /// Timesteps.
+    #[arg(long = "T", short = 'T', default_value_t = 4)]
+    timesteps: usize,
+    /// Batch size (default 16 for vggsnn, 64 for smallcnn).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Timed steps after 3 warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// tks or baseline (or any objective name without extra inputs).
+    #[arg(long, default_value = "tks")]
+    loss: String,
+    /// LIF implementation of the main measurement: fused or reference.
+    #[arg(long, default_value = "fused")]
+    lif_path: String,
+    /// Skip the second measurement with the other LIF path.
+    #[arg(long)]
+    no_compare_lif: bool,
+    /// Seed of the weights and the random data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Instead of training: time LIF forward+backward alone on `[T, B, C, H, W]` given as
+    /// `T,B,C,H,W` (fused vs reference, median of 10).
+    #[arg(long)]
+    lif_micro: Option<String>,
+}
+
+pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(shape) = &args.lif_micro {
+        let shape: Vec<usize> = shape
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()?;
+        let (reference, fused) = lif_micro(&shape, 10)?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "lif_micro_shape": shape,
+                "reference_ms_median": reference,
+                "fused_ms_median": fused,
+                "reference_over_fused": (reference / fused * 1000.0).round() / 1000.0,
+            })
+        );
+        return Ok(());
+    }
+    let path = match args.lif_path.as_str() {
+        "fused" => LifPath::Fused,
+        "reference" | "ref" => LifPath::Reference,
+        other => anyhow::bail!("unknown --lif-path `{other}` (fused, reference)"),
+    };
+    let configs = if args.model == "all" {
+        BenchConfig::reference_grid()
+    } else {
+        let mut c = BenchConfig::new(BenchModel::from_name(&args.model)?);
+        c.timesteps = args.timesteps;
+        if let Some(w) = args.width {
+            c.width = w;
+        }
+        if let Some(b) = args.batch {
+            c.batch = b;
+        }
+        vec![c]
+    };
+    for mut c in configs {
+        c.steps = args.steps;
+        c.loss = args.loss.clone();
+        c.lif_path = path;
+        c.compare_lif = !args.no_compare_lif;
+        c.seed = args.seed;
+        let result = run(&c)?;
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    Ok(())
+}

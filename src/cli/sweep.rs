@@ -1,0 +1,124 @@
+//! `tks sweep`: accuracy of one checkpoint at every test T (Fig. 3a), and train-and-test at
+//! equal T over a list (Fig. 3b) → `sweep.json`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::eval::{load_data, load_run, write_json};
+use crate::eval::sweep::{SweepPoint, SweepReport, parse_t_list, sweep_test_t};
+use crate::train::TrainHooks;
+use crate::train::checkpoint::{run_files, train_in_dir};
+
+/// Options of `tks sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Run directory (written by `tks train --out DIR`).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Checkpoint: `best`, `last`, or a path to a .safetensors file.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// Largest test T (default: twice the training T).
+    #[arg(long)]
+    pub max_t: Option<usize>,
+    /// Also train a model at each of these T (comma-separated, e.g. 1,2,4,8) with the run's
+    /// configuration and test it at the same T; runs go to RUN/equal-T<T>.
+    #[arg(long)]
+    pub train_equal: Option<String>,
+    /// Epochs for the `--train-equal` runs (default: the run's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Output file (default: RUN/sweep.json).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Run on CUDA device 0 (build with `--features cuda`).
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+/// Runs `tks sweep`.
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    let equal_ts = match &args.train_equal {
+        Some(s) => parse_t_list(s, "--train-equal")?,
+        None => Vec::new(),
+    };
+    let run = load_run(&args.run, &args.checkpoint, args.cuda)?;
+    let c = &run.config;
+    let max_t = args.max_t.unwrap_or(2 * c.train.timesteps).max(1);
+    println!(
+        "tks sweep: {} (trained at T = {}), test T = 1..{}",
+        run.checkpoint.path.display(),
+        c.train.timesteps,
+        max_t
+    );
+    let mut test_t = Vec::new();
+    // Static images are encoded over any T; event samples are integrated into T frames, so
+    // they are loaded again for every T.
+    let first = load_data(c, c.train.timesteps)?;
+    let shared = matches!(first.test.kind, crate::data::SampleKind::Static).then_some(first);
+    for t in 1..=max_t {
+        let data = match &shared {
+            Some(d) => d.clone(),
+            None => load_data(c, t)?,
+        };
+        let p = sweep_test_t(
+            &run.model,
+            &data.test,
+            &[t],
+            c.train.eval_batch_size,
+            c.train.encoder,
+            &run.device,
+        );
+        println!("  T = {:<3} accuracy {:6.2}%", t, 100.0 * p[0].accuracy);
+        test_t.extend(p);
+    }
+    let mut train_equal = Vec::new();
+    for &t in &equal_ts {
+        let mut cfg = c.clone();
+        cfg.train.timesteps = t;
+        if let Some(e) = args.epochs {
+            cfg.train.epochs = e;
+        }
+        cfg.validate()?;
+        let data = load_data(&cfg, t)?;
+        let objective = cfg.objective()?;
+        let dir = run.dir.path.join(format!("equal-T{t}"));
+        println!(
+            "  training at T = {t} for {} epochs into {}",
+            cfg.train.epochs,
+            dir.display()
+        );
+        let outcome = train_in_dir(
+            Some(&dir),
+            None,
+            &cfg,
+            objective.as_ref(),
+            &data,
+            &run.device,
+            TrainHooks::default(),
+        )?;
+        let report = outcome.final_test().clone();
+        println!(
+            "  trained and tested at T = {:<3} accuracy {:6.2}%",
+            t,
+            100.0 * report.accuracy
+        );
+        train_equal.push(SweepPoint {
+            timesteps: t,
+            accuracy: report.accuracy,
+            report,
+        });
+    }
+    let file = SweepReport {
+        train_timesteps: c.train.timesteps,
+        test_t,
+        train_equal,
+    };
+    let out = args
+        .output
+        .unwrap_or_else(|| run.dir.file(run_files::SWEEP));
+    write_json(&out, &file)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

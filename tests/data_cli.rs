@@ -1,0 +1,83 @@
+//! `tks train --data NAME:PATH` through the binary: a real N-MNIST run (skipped with `SKIP:` when
+//! `../shared/data` is absent), and the errors for a model that does not fit and a bad path.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tks(args: &[&str], cache: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .expect("run tks");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tks-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn train_on_nmnist_small_from_the_command_line() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nmnist/NMNISTsmall");
+    if !dir.exists() {
+        eprintln!(
+            "SKIP: {} not found (shared data folder absent)",
+            dir.display()
+        );
+        return;
+    }
+    let work = scratch("nmnist");
+    let data = format!("nmnist:{}", dir.display());
+    // the default model (1×8×8) does not fit: both shapes are named, nothing is trained
+    let (ok, text) = tks(&["train", "--data", &data, "--epochs", "1"], &work);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[2, 34, 34]") && text.contains("[1, 8, 8]"),
+        "{text}"
+    );
+    let config = work.join("nmnist.toml");
+    std::fs::write(
+        &config,
+        "[model]\narch = \"small_cnn\"\nin_channels = 2\ninput_size = 32\nchannels = [8, 16]\n\
+         [train]\nbatch_size = 50\n[data]\nresize = 32\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let (ok, text) = tks(
+        &[
+            "train", "--config", c, "--data", &data, "--epochs", "1", "-T", "4",
+        ],
+        &work,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("1000 train / 100 test") && text.contains("final test accuracy"),
+        "{text}"
+    );
+    // frames were cached under $XDG_CACHE_HOME/tks/frames
+    let cached = std::fs::read_dir(work.join("tks/frames")).unwrap().count();
+    assert_eq!(cached, 1100);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn bad_data_arguments_are_named() {
+    let work = scratch("bad");
+    let (ok, text) = tks(&["train", "--data", "cifar10:/no/such/cifar"], &work);
+    assert!(!ok && text.contains("/no/such/cifar"), "{text}");
+    let (ok, text) = tks(&["train", "--data", "imagenet:/x"], &work);
+    assert!(
+        !ok && text.contains("imagenet") && text.contains("dvsgesture"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}

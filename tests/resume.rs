@@ -1,0 +1,159 @@
+//! Checkpoints and `--resume`: a run interrupted after epoch 2 and resumed to epoch 3 ends
+//! exactly where an uninterrupted 3-epoch run with the same seed ends.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use tks::config::RunConfig;
+use tks::data::digits;
+use tks::train::checkpoint::{Checkpoint, CheckpointError, RunDir, run_files, train_in_dir};
+use tks::train::{EpochRecord, RunHooks, TrainHooks, train_resumable};
+
+/// burn's device generator is process-wide: the runs of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn config() -> RunConfig {
+    let mut c = RunConfig::default();
+    c.train.epochs = 3;
+    c.train.batch_size = 64;
+    c.train.seed = 11;
+    if let tks::model::ModelConfig::SmallCnn(m) = &mut c.model {
+        m.channels = [8, 16];
+    }
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tks-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Epoch, step losses, train accuracy, test accuracy, per-timestep test accuracy.
+type Curve = Vec<(usize, Vec<f64>, f64, f64, Vec<f64>)>;
+
+/// What must match: everything but wall-clock timings.
+fn curve(h: &[EpochRecord]) -> Curve {
+    h.iter()
+        .map(|r| {
+            (
+                r.epoch,
+                r.step_losses.clone(),
+                r.train_accuracy,
+                r.test.accuracy,
+                r.test.per_timestep.clone(),
+            )
+        })
+        .collect()
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
+    Checkpoint::load(path).unwrap().tensor_bytes()
+}
+
+#[test]
+fn resume_matches_uninterrupted_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = config();
+    let data = digits::load().unwrap();
+    let objective = cfg.objective().unwrap();
+    let device = Device::flex();
+
+    // Uninterrupted.
+    let straight_dir = tmp("straight");
+    let straight = train_in_dir(
+        Some(&straight_dir),
+        None,
+        &cfg,
+        objective.as_ref(),
+        &data,
+        &device,
+        TrainHooks::default(),
+    )
+    .unwrap();
+    assert_eq!(straight.history.len(), 3);
+    for f in [
+        run_files::CONFIG,
+        run_files::METRICS,
+        run_files::LAST,
+        run_files::BEST,
+    ] {
+        assert!(straight_dir.join(f).is_file(), "{f} missing");
+    }
+    let dir = RunDir::open(&straight_dir).unwrap();
+    assert_eq!(dir.config().unwrap(), cfg);
+    assert_eq!(curve(&dir.metrics().unwrap()), curve(&straight.history));
+
+    // Interrupted after epoch 2: the checkpoint hook fails on epoch 3, as a crash would.
+    let resumed_dir = tmp("resumed");
+    let run = RunDir::create(&resumed_dir, &toml::to_string(&cfg).unwrap()).unwrap();
+    let mut save = |m: &tks::model::Model,
+                    o: burn::optim::OptimizerRecord,
+                    meta: &tks::train::checkpoint::CheckpointMeta| {
+        if meta.epoch == 3 {
+            return Err(CheckpointError::Invalid {
+                path: "crash".into(),
+                reason: "simulated crash".into(),
+            });
+        }
+        run.save_epoch(m, o, meta)
+    };
+    let e = train_resumable(
+        &cfg.model,
+        &cfg.train,
+        objective.as_ref(),
+        &data,
+        &device,
+        TrainHooks::default(),
+        RunHooks {
+            resume: None,
+            on_checkpoint: Some(&mut save),
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("simulated crash"), "{e}");
+    let ck = Checkpoint::load(&resumed_dir.join(run_files::LAST)).unwrap();
+    assert_eq!(ck.meta.epoch, 2);
+    assert_eq!(run.metrics().unwrap().len(), 2);
+
+    // Resume to the end.
+    let resumed = train_in_dir(
+        None,
+        Some(&resumed_dir),
+        &cfg,
+        objective.as_ref(),
+        &data,
+        &device,
+        TrainHooks::default(),
+    )
+    .unwrap();
+    assert_eq!(curve(&resumed.history), curve(&straight.history));
+    assert_eq!(resumed.final_test(), straight.final_test());
+    assert_eq!(
+        curve(&RunDir::open(&resumed_dir).unwrap().metrics().unwrap()),
+        curve(&straight.history)
+    );
+    assert_eq!(
+        weights(&resumed_dir.join(run_files::LAST)),
+        weights(&straight_dir.join(run_files::LAST))
+    );
+
+    // A truncated checkpoint is an error naming the file.
+    let last = resumed_dir.join(run_files::LAST);
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() - 100]).unwrap();
+    let e = train_in_dir(
+        None,
+        Some(&resumed_dir),
+        &cfg,
+        objective.as_ref(),
+        &data,
+        &device,
+        TrainHooks::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("last.safetensors"), "{e}");
+    let _ = std::fs::remove_dir_all(&straight_dir);
+    let _ = std::fs::remove_dir_all(&resumed_dir);
+}

@@ -1,4 +1,5 @@
-//! The LIF neuron against the PyTorch reference's golden vectors (`lif.json`, TET's `LIFSpike`).
+//! The LIF neuron against the PyTorch reference's golden vectors (`lif.json`, TET's `LIFSpike`),
+//! on both paths: the plain-ops reference and the fused kernel (`tks::neuron::fused`).
 //!
 //! Every case of every LIF golden file in [`common::golden_dir`] is replayed with the shapes,
 //! surrogate, threshold, decay and reset taken from the file: forward spikes (exactly), the
@@ -106,6 +107,15 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     tks::eval::values(t)
 }
 
+/// Which implementation of the neuron to check.
+#[derive(Clone, Copy, Debug)]
+enum LifPath {
+    /// Plain burn ops (`forward_trace`, `forward_reference`).
+    Reference,
+    /// The fused kernel (`forward_trace_fused`, `forward_fused`).
+    Fused,
+}
+
 /// What one run of the neuron produced.
 struct Run {
     spikes: Vec<f32>,
@@ -119,6 +129,7 @@ struct Run {
 /// Runs `config` on `x` (shape `shape`, rank `D`) on an autodiff device: forward trace plus
 /// the input gradients of `Σ spikes` and `Σ spikes ⊙ G`.
 fn run<const D: usize>(
+    path: LifPath,
     config: &NeuronConfig,
     shape: &[usize],
     x: &[f64],
@@ -134,7 +145,16 @@ fn run<const D: usize>(
     };
 
     let x_ones = input();
-    let trace = neuron.forward_trace(x_ones.clone());
+    let trace = match path {
+        LifPath::Reference => neuron.forward_trace(x_ones.clone()),
+        LifPath::Fused => {
+            assert!(
+                tks::neuron::fused::supports(config, &x_ones),
+                "{what}: the fused kernel must support this case"
+            );
+            neuron.forward_trace_fused(x_ones.clone())
+        }
+    };
     let spikes = values(trace.spikes.clone());
     let h_pre_reset = values(trace.h_pre_reset.clone());
     let mem_final_dims = trace.mem_final.dims().to_vec();
@@ -148,7 +168,10 @@ fn run<const D: usize>(
 
     let x_rand = input();
     let weights = Tensor::<D>::from_data(TensorData::new(to_f32(g), shape.to_vec()), &device);
-    let spikes_rand = neuron.forward(x_rand.clone());
+    let spikes_rand = match path {
+        LifPath::Reference => neuron.forward_reference(x_rand.clone()),
+        LifPath::Fused => neuron.forward_fused(x_rand.clone()),
+    };
     let grads = (spikes_rand * weights).sum().backward();
     let grad_x_rand = values(
         x_rand
@@ -166,13 +189,20 @@ fn run<const D: usize>(
     }
 }
 
-fn run_any_rank(config: &NeuronConfig, shape: &[usize], x: &[f64], g: &[f64], what: &str) -> Run {
+fn run_any_rank(
+    path: LifPath,
+    config: &NeuronConfig,
+    shape: &[usize],
+    x: &[f64],
+    g: &[f64],
+    what: &str,
+) -> Run {
     match shape.len() {
-        2 => run::<2>(config, shape, x, g, what),
-        3 => run::<3>(config, shape, x, g, what),
-        4 => run::<4>(config, shape, x, g, what),
-        5 => run::<5>(config, shape, x, g, what),
-        6 => run::<6>(config, shape, x, g, what),
+        2 => run::<2>(path, config, shape, x, g, what),
+        3 => run::<3>(path, config, shape, x, g, what),
+        4 => run::<4>(path, config, shape, x, g, what),
+        5 => run::<5>(path, config, shape, x, g, what),
+        6 => run::<6>(path, config, shape, x, g, what),
         r => panic!("{what}: input rank {r} not supported (expected [T, B, ...] of rank 2..=6)"),
     }
 }
@@ -206,7 +236,7 @@ fn check_forward(run: &Run, outputs: &Value, x_shape: &[usize], what: &str) {
 }
 
 /// Checks one LIF case; returns the number of compared arrays.
-fn check_case(case: &Value, file: &str) -> usize {
+fn check_case(path: LifPath, case: &Value, file: &str) -> usize {
     let name = common::case_name(case).unwrap_or("<unnamed>");
     let what = format!("{file}:{name}");
     let params = field(case, "params", &what);
@@ -230,8 +260,8 @@ fn check_case(case: &Value, file: &str) -> usize {
             detach_reset,
             ..config
         };
-        let label = format!("{what} (detach_reset={detach_reset})");
-        let run = run_any_rank(&config, &x_shape, &x, &g, &label);
+        let label = format!("{what} ({path:?} path, detach_reset={detach_reset})");
+        let run = run_any_rank(path, &config, &x_shape, &x, &g, &label);
         // Detaching the reset changes only the backward pass: forward must match either way.
         check_forward(&run, outputs, &x_shape, &label);
         compared += 3;
@@ -245,8 +275,8 @@ fn check_case(case: &Value, file: &str) -> usize {
     compared
 }
 
-#[test]
-fn lif_matches_every_golden_case() {
+/// Checks every LIF case of every golden file on `path`.
+fn check_all(path: LifPath) {
     let Some(files) = common::golden_files_of_kind(GoldenKind::Lif) else {
         return;
     };
@@ -260,15 +290,25 @@ fn lif_matches_every_golden_case() {
             "{label}: LIF golden file without cases"
         );
         for case in file_cases {
-            arrays += check_case(case, &label);
+            arrays += check_case(path, case, &label);
             cases += 1;
         }
     }
     eprintln!(
-        "checked {cases} LIF golden cases ({arrays} arrays) from {} file(s)",
+        "{path:?} path: checked {cases} LIF golden cases ({arrays} arrays) from {} file(s)",
         files.len()
     );
     assert!(cases > 0, "no LIF golden case was checked");
+}
+
+#[test]
+fn reference_lif_matches_every_golden_case() {
+    check_all(LifPath::Reference);
+}
+
+#[test]
+fn fused_lif_matches_every_golden_case() {
+    check_all(LifPath::Fused);
 }
 
 #[test]

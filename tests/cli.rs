@@ -1,18 +1,8 @@
 //! The `tks` binary: bad input gives a clear error naming the field or file, never a panic.
 
-use std::process::Command;
+mod common;
 
-fn tks(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
-        .args(args)
-        .output()
-        .expect("run tks");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_tks as tks;
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tks-cli-{}", std::process::id()));

@@ -2,24 +2,15 @@
 //! `tks sweep`, `tks anytime`, `tks report`, `tks train --resume`; and every recipe in
 //! `configs/` parses.
 
+mod common;
+
+use common::run_tks as tks;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tks::eval::analysis::EvalFile;
 use tks::eval::anytime::AnytimeFile;
 use tks::eval::sweep::SweepReport;
-
-fn tks(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
-        .args(args)
-        .output()
-        .expect("run tks");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(args: &[&str]) -> String {
     let (ok, out, err) = tks(args);

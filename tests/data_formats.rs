@@ -2,26 +2,13 @@
 //! README) and against small files built here from the format specifications.
 //! A test whose file is absent prints `SKIP: <file> not found (...)` and returns.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use tks::data::SampleKind;
 use tks::data::events::{Events, Resize, SplitBy, to_frames};
 use tks::data::formats::{aedat2, aedat4, idx, nmnist, npy, prophesee_dat};
-
-fn data(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} not found (shared data folder absent)",
-            p.display()
-        );
-        None
-    }
-}
 
 fn histogram(labels: &[u32]) -> Vec<usize> {
     let mut h = vec![0; 10];
@@ -43,10 +30,10 @@ fn check_idx(
     train_mean: f64,
 ) {
     let (Some(tri), Some(trl), Some(tei), Some(tel)) = (
-        data(&format!("{dir}/train-images-idx3-ubyte.gz")),
-        data(&format!("{dir}/train-labels-idx1-ubyte.gz")),
-        data(&format!("{dir}/t10k-images-idx3-ubyte.gz")),
-        data(&format!("{dir}/t10k-labels-idx1-ubyte.gz")),
+        common::shared_data(&format!("{dir}/train-images-idx3-ubyte.gz")),
+        common::shared_data(&format!("{dir}/train-labels-idx1-ubyte.gz")),
+        common::shared_data(&format!("{dir}/t10k-images-idx3-ubyte.gz")),
+        common::shared_data(&format!("{dir}/t10k-labels-idx1-ubyte.gz")),
     ) else {
         return;
     };
@@ -101,7 +88,7 @@ fn fashion_mnist_idx_matches_readme() {
 
 #[test]
 fn idx_raw_labels_decompressed_equal_gzipped() {
-    let Some(p) = data("mnist/t10k-labels-idx1-ubyte.gz") else {
+    let Some(p) = common::shared_data("mnist/t10k-labels-idx1-ubyte.gz") else {
         return;
     };
     let gz = std::fs::read(&p).unwrap();
@@ -125,7 +112,7 @@ fn nmnist_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn nmnist_small_totals_match_readme() {
-    let Some(dir) = data("nmnist/NMNISTsmall") else {
+    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let files = nmnist_files(&dir);
@@ -157,7 +144,7 @@ fn nmnist_small_totals_match_readme() {
 
 #[test]
 fn nmnist_sample_matches_readme() {
-    let Some(p) = data("nmnist/sample_nmnist.bin") else {
+    let Some(p) = common::shared_data("nmnist/sample_nmnist.bin") else {
         return;
     };
     let e = nmnist::nmnist_from_path(&p).unwrap();
@@ -171,7 +158,7 @@ fn nmnist_sample_matches_readme() {
 
 #[test]
 fn nmnist_small_loader_builds_frames() {
-    let Some(dir) = data("nmnist/NMNISTsmall") else {
+    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let split = nmnist::load_nmnist_small(&dir, 4, SplitBy::Number).unwrap();
@@ -207,7 +194,7 @@ fn nmnist_small_loader_builds_frames() {
 
 #[test]
 fn aedat2_header_sample() {
-    let Some(p) = data("events/tonic/sample_aedat_header.aedat") else {
+    let Some(p) = common::shared_data("events/tonic/sample_aedat_header.aedat") else {
         return;
     };
     let a = aedat2::aedat2_from_path(&p).unwrap();
@@ -260,7 +247,7 @@ fn aedat2_synthetic_records() {
 
 #[test]
 fn ncars_dat_sample() {
-    let Some(p) = data("events/tonic/sample_ncars.dat") else {
+    let Some(p) = common::shared_data("events/tonic/sample_ncars.dat") else {
         return;
     };
     let f = prophesee_dat::dat_from_path(&p).unwrap();
@@ -341,7 +328,7 @@ fn npy_structured_and_plain() {
 
 #[test]
 fn aedat4_sample() {
-    let Some(p) = data("events/tonic/sample.aedat4") else {
+    let Some(p) = common::shared_data("events/tonic/sample.aedat4") else {
         return;
     };
     let a = aedat4::aedat4_from_path(&p).unwrap();

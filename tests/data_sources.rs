@@ -4,6 +4,8 @@
 //! this repository (CIFAR-10/100 binary batches, image folders, CIFAR10-DVS AEDAT 2.0 class
 //! folders, N-Caltech101 `.bin` class folders, DVS128 Gesture AEDAT 3.1 + `_labels.csv`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
@@ -15,21 +17,6 @@ use tks::data::source::{DataConfig, check_fits, load};
 use tks::layer::Encoder;
 use tks::model::{ModelConfig, SmallCnnConfig};
 use tks::train::{TrainHooks, train};
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} not found (shared data folder absent)",
-            p.display()
-        );
-        None
-    }
-}
 
 /// A fresh scratch folder for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -80,7 +67,9 @@ fn mnist_and_fashion_sources_load_the_official_split() {
         ("mnist", "mnist", [5, 0, 4, 1, 9]),
         ("fashion", "fashion-mnist", [9, 0, 0, 3, 0]),
     ] {
-        let Some(path) = shared(dir) else { return };
+        let Some(path) = common::shared_data(dir) else {
+            return;
+        };
         let split = load(
             &config(format!("{name}:{}", path.display()), &scratch("idx")),
             4,
@@ -101,7 +90,7 @@ fn mnist_and_fashion_sources_load_the_official_split() {
 
 #[test]
 fn nmnist_small_loads_caches_and_rebuilds_corrupt_cache() {
-    let Some(dir) = shared("nmnist/NMNISTsmall") else {
+    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let cache = scratch("nmnist-cache");
@@ -169,7 +158,7 @@ fn nmnist_small_loads_caches_and_rebuilds_corrupt_cache() {
 
 #[test]
 fn nmnist_end_to_end_training_and_shape_errors() {
-    let Some(dir) = shared("nmnist/NMNISTsmall") else {
+    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let cache = scratch("nmnist-train");

@@ -33,6 +33,34 @@ pub fn golden_dir() -> PathBuf {
     }
 }
 
+/// `rel` under the shared data directory, or `None` after printing a `SKIP:` line when it is
+/// absent (tests that need it then return early).
+pub fn shared_data(rel: &str) -> Option<PathBuf> {
+    let p = shared_data_dir().join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} not found (shared data folder absent)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// Runs the `tks` binary built for this test run: (success, stdout, stderr).
+pub fn run_tks(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tks"))
+        .args(args)
+        .output()
+        .expect("run tks");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The shared data directory `../shared/data` next to the crate.
 pub fn shared_data_dir() -> PathBuf {
     from_crate_root("../shared/data")

@@ -60,13 +60,14 @@ pub fn check_nonzero(field: &str, value: usize) -> Result<(), ConfigError> {
 /// Errors reading data files.
 #[derive(Debug, Error)]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    /// The file could not be opened or read. The OS error is part of the message and is not
+    /// also reported as the error's `source()`, so a printed error chain names it once.
+    #[error("{path}: {error}")]
     Io {
         /// File that failed.
         path: PathBuf,
         /// Underlying I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The content does not follow the format.
     #[error("{path}: {what} (at {location})")]

@@ -67,7 +67,15 @@ fn train_eval_sweep_anytime_report() {
     assert_eq!(e.analysis.confusion.len(), 10);
     let energy = e.analysis.energy.as_ref().unwrap();
     assert_eq!(energy.op_energy.mac_pj, 3.7);
-    assert_eq!(energy.layers.len(), 2);
+    // Two convs and the classifier; two spiking layers.
+    assert_eq!(energy.layers.len(), 3);
+    assert!(
+        energy.layers[2].name.starts_with("fc3 "),
+        "{:?}",
+        energy.layers
+    );
+    assert!(energy.layers[2].acs_per_sample > 0.0);
+    assert_eq!(energy.firing_rates.len(), 2);
     assert!(energy.sops_per_sample > 0.0 && energy.energy_uj_per_sample > 0.0);
     ok(&["eval", "--run", &ts, "--checkpoint", "last", "-T", "2"]);
     let e: EvalFile = read(&tksr.join("eval.json"));
@@ -139,9 +147,29 @@ fn train_eval_sweep_anytime_report() {
         }
     }
 
-    // resume a finished run: nothing to do, same result.
-    let out = ok(&["train", "--resume", &bs]);
+    // resume a finished run: nothing to do, same result; flags that leave the run as it is
+    // are accepted.
+    let resumed_metrics = s(&dir.join("resumed.jsonl"));
+    let out = ok(&["train", "--resume", &bs, "--metrics", &resumed_metrics]);
     assert!(out.contains("final test accuracy"), "{out}");
+    // Flags that would change the run are an error naming the flag, not silently ignored.
+    for (flag, value) in [
+        ("--epochs", "3"),
+        ("--lr", "0.1"),
+        ("--seed", "6"),
+        ("--objective", "tks"),
+        ("--timesteps", "2"),
+    ] {
+        let (good, _, err) = tks(&["train", "--resume", &bs, flag, value]);
+        assert!(
+            !good && err.contains(flag) && err.contains("--resume"),
+            "{flag}: {err}"
+        );
+    }
+    let (good, _, err) = tks(&["train", "--resume", &bs, "--ann"]);
+    assert!(!good && err.contains("--ann"), "{err}");
+    let (_, help, _) = tks(&["train", "--help"]);
+    assert!(help.contains("start a new run with `--out`"), "{help}");
 
     // Errors name the file.
     let (good, _, err) = tks(&["eval", "--run", &s(&dir.join("nope"))]);

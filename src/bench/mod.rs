@@ -11,7 +11,9 @@
 //! measured phase when the kernel allows it); CPU time is the process's user + system time.
 //!
 //! [`run`] also times the same configuration with the reference LIF path (plain burn ops) so
-//! the output carries the fused-vs-reference ratio measured back to back in one process.
+//! the output carries the fused-vs-reference ratio measured back to back in one process, and
+//! with burn's own average pooling and BatchNorm instead of the fused layer ops
+//! ([`crate::layer::fused_pool`], [`crate::layer::fused_bn`]) for the layers' ratio.
 
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::Serialize;
 
+use crate::layer::{LayerPath, layer_path, set_layer_path};
 use crate::model::{ModelConfig, SmallCnnConfig, VggSnnConfig};
 use crate::neuron::{LifPath, lif_path, set_lif_path};
 use crate::objective::{ObjectiveConfig, Progress, Tks};
@@ -66,6 +69,11 @@ pub struct BenchConfig {
     pub lif_path: LifPath,
     /// Also time the other LIF path (same process, right after) and report the ratio.
     pub compare_lif: bool,
+    /// The layer path (avg-pool, BatchNorm) of the main measurement.
+    #[serde(skip)]
+    pub layer_path: LayerPath,
+    /// Also time the other layer path (same LIF path, same process, right after).
+    pub compare_layers: bool,
 }
 
 impl BenchConfig {
@@ -85,6 +93,8 @@ impl BenchConfig {
             seed: 0,
             lif_path: LifPath::Fused,
             compare_lif: true,
+            layer_path: LayerPath::Fused,
+            compare_layers: true,
         }
     }
 
@@ -152,6 +162,8 @@ impl BenchConfig {
 pub struct Timing {
     /// `reference` or `fused`.
     pub lif_path: &'static str,
+    /// `reference` (burn's avg-pool and BatchNorm) or `fused`.
+    pub layer_path: &'static str,
     /// Timed steps.
     pub steps_timed: usize,
     /// Batch · steps / wall time.
@@ -198,6 +210,8 @@ pub struct BenchResult {
     pub threads: usize,
     /// Resident set before building the model (MiB).
     pub rss_start_mib: f64,
+    /// Whether [`tune_allocator`] applied (glibc keeps freed memory; `TKS_MALLOC_TUNE=0` skips).
+    pub malloc_tuned: bool,
     /// 1-minute load average at the start and the end (a busy machine makes timings noisy).
     pub loadavg_1m_start_end: [f64; 2],
     /// The main measurement.
@@ -209,6 +223,12 @@ pub struct BenchResult {
     /// Median ms/step of the reference LIF path ÷ the fused path's (> 1: fused is faster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lif_reference_over_fused: Option<f64>,
+    /// The other layer path (with the main LIF path), measured right after in the same process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_layer_path: Option<Timing>,
+    /// Median ms/step with burn's avg-pool and BatchNorm ÷ with the fused layer ops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_reference_over_fused: Option<f64>,
 }
 
 /// `VmHWM` / `VmRSS` of this process in MiB (0 where `/proc` is missing).
@@ -285,19 +305,31 @@ fn objective(name: &str) -> anyhow::Result<Box<dyn crate::objective::Objective>>
     Ok(config.build()?)
 }
 
-/// Trains `config` for 3 + `steps` steps with the LIF `path` and times the last `steps`.
-fn measure(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing, usize)> {
-    let previous = lif_path();
+/// Trains `config` for 3 + `steps` steps with the LIF `path` and the layer path `layers`, and
+/// times the last `steps`.
+fn measure(
+    config: &BenchConfig,
+    path: LifPath,
+    layers: LayerPath,
+) -> anyhow::Result<(Timing, usize)> {
+    let (previous, previous_layers) = (lif_path(), layer_path());
     set_lif_path(path);
-    let result = measure_inner(config, path);
+    set_layer_path(layers);
+    let result = measure_inner(config, path, layers);
     set_lif_path(previous);
+    set_layer_path(previous_layers);
     result
 }
 
-fn measure_inner(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing, usize)> {
+fn measure_inner(
+    config: &BenchConfig,
+    path: LifPath,
+    layers: LayerPath,
+) -> anyhow::Result<(Timing, usize)> {
     let plain = Device::flex();
     plain.seed(config.seed);
     let device = plain.autodiff();
+    release_free_memory();
     let peak_rss_reset = reset_peak_rss();
     let mut model = config.model_config().init(&device)?;
     let params = crate::params::trainable_params(&model);
@@ -339,6 +371,7 @@ fn measure_inner(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing,
     sorted.sort_by(f64::total_cmp);
     let timing = Timing {
         lif_path: path.name(),
+        layer_path: layers.name(),
         steps_timed: times.len(),
         samples_per_s: round(config.batch as f64 * n / wall, 3),
         ms_per_step: round(1000.0 * wall / n, 2),
@@ -358,17 +391,60 @@ fn measure_inner(config: &BenchConfig, path: LifPath) -> anyhow::Result<(Timing,
     Ok((timing, params))
 }
 
+/// Makes glibc keep freed memory in the process instead of handing it back to the kernel after
+/// every step (`M_MMAP_THRESHOLD` 32 MiB, `M_TRIM_THRESHOLD` 1 GiB): by default every large
+/// tensor buffer is a fresh `mmap` (or a trimmed heap top), so each step page-faults and zeroes
+/// its whole working set again (≈ 10 % of a step in the profile). Peak RSS does not change (the
+/// memory is reused, not added). `TKS_MALLOC_TUNE=0` skips it; true if applied.
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var("TKS_MALLOC_TUNE").as_deref() == Ok("0") {
+            return false;
+        }
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: glibc's mallopt only sets allocator parameters; 1 means success.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Hands the memory that [`tune_allocator`] kept back to the kernel (glibc `malloc_trim`), so
+/// the next phase's peak RSS starts from what is live.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// Runs one configuration (and, with `compare_lif`, the other LIF path right after).
 pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
+    let malloc_tuned = tune_allocator();
     let load0 = loadavg();
     let rss_start_mib = round(proc_status_mib("VmRSS:"), 1);
-    let (main, params) = measure(config, config.lif_path)?;
+    let (main, params) = measure(config, config.lif_path, config.layer_path)?;
     let other = if config.compare_lif {
         let path = match config.lif_path {
             LifPath::Fused => LifPath::Reference,
             LifPath::Reference => LifPath::Fused,
         };
-        Some(measure(config, path)?.0)
+        Some(measure(config, path, config.layer_path)?.0)
     } else {
         None
     };
@@ -376,6 +452,22 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
         let (fused, reference) = match config.lif_path {
             LifPath::Fused => (&main, o),
             LifPath::Reference => (o, &main),
+        };
+        round(reference.ms_per_step_median / fused.ms_per_step_median, 3)
+    });
+    let other_layers = if config.compare_layers {
+        let layers = match config.layer_path {
+            LayerPath::Fused => LayerPath::Reference,
+            LayerPath::Reference => LayerPath::Fused,
+        };
+        Some(measure(config, config.lif_path, layers)?.0)
+    } else {
+        None
+    };
+    let layers_ratio = other_layers.as_ref().map(|o| {
+        let (fused, reference) = match config.layer_path {
+            LayerPath::Fused => (&main, o),
+            LayerPath::Reference => (o, &main),
         };
         round(reference.ms_per_step_median / fused.ms_per_step_median, 3)
     });
@@ -387,10 +479,13 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threads: rayon::current_num_threads(),
         rss_start_mib,
+        malloc_tuned,
         loadavg_1m_start_end: [round(load0, 2), round(loadavg(), 2)],
         main,
         other_lif_path: other,
         lif_reference_over_fused: ratio,
+        other_layer_path: other_layers,
+        layers_reference_over_fused: layers_ratio,
     })
 }
 
@@ -399,6 +494,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
 pub fn lif_micro(shape: &[usize], reps: usize) -> anyhow::Result<(f64, f64)> {
     anyhow::ensure!(shape.len() == 5, "lif_micro expects [T, B, C, H, W]");
     let dims = [shape[0], shape[1], shape[2], shape[3], shape[4]];
+    tune_allocator();
     let device = Device::flex().autodiff();
     device.seed(0);
     let neuron = crate::neuron::NeuronConfig::default().init(&device)?;
@@ -451,6 +547,13 @@ mod tests {
         assert!(r.main.loss_first.is_finite() && r.main.ms_per_step > 0.0);
         assert!((r.main.loss_first - other.loss_first).abs() < 1e-5);
         assert!(r.lif_reference_over_fused.unwrap() > 0.0);
+        let layers = r.other_layer_path.as_ref().unwrap();
+        assert_eq!(
+            (r.main.layer_path, layers.layer_path),
+            ("fused", "reference")
+        );
+        assert!((r.main.loss_first - layers.loss_first).abs() < 1e-4);
+        assert!(r.layers_reference_over_fused.unwrap() > 0.0);
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"samples_per_s\"") && json.contains("\"peak_rss_mib\""));
     }

@@ -13,6 +13,28 @@ use crate::objective::ObjectiveConfig;
 use crate::surrogate::Surrogate;
 use crate::train::TrainHooks;
 
+/// Arguments that change what a run computes, so cannot be combined with `--resume` (the
+/// resumed run uses its `config.toml`).
+const RUN_CHANGING_FLAGS: [&str; 17] = [
+    "config",
+    "data",
+    "objective",
+    "tks_temperature",
+    "tks_alpha",
+    "ls_epsilon",
+    "tet_lambda",
+    "teacher",
+    "ann",
+    "epochs",
+    "timesteps",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "seed",
+    "threshold",
+    "surrogate",
+];
+
 #[derive(Args, Default)]
 pub struct TrainArgs {
     /// TOML run configuration; flags below override its fields.
@@ -79,9 +101,13 @@ pub struct TrainArgs {
     /// (model, optimizer, epoch; written atomically) for `tks eval`, `sweep`, `anytime`, `report`.
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
-    /// Continue the run in this directory from its last.safetensors, with its config.toml
-    /// (other flags are ignored); the result equals an uninterrupted run.
-    #[arg(long)]
+    /// Continue the run in this directory from its last.safetensors, with its config.toml; the
+    /// result equals an uninterrupted run. Flags that would change the run (`--config`,
+    /// `--data`, `--objective` and its parameters, `--ann`, `--epochs`, `-T`, `--batch-size`,
+    /// `--lr`, `--weight-decay`, `--seed`, `--threshold`, `--surrogate`) are an error with it
+    /// — to train longer, start a new run with `--out`. `--save`, `--metrics`,
+    /// `--print-config` and `--cuda` may be combined with it.
+    #[arg(long, conflicts_with_all = RUN_CHANGING_FLAGS)]
     resume: Option<PathBuf>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]

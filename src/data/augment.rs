@@ -16,6 +16,13 @@
 //! shear, cutout) chosen uniformly — NDA's (Li et al., ECCV 2022) "one of" policy; the flip is
 //! still drawn independently. Rotation and shear resample with nearest neighbour, zero fill.
 //!
+//! `policy = "cifar10_autoaugment"` (static images only) applies AutoAugment's CIFAR-10 policy
+//! and `policy = "rand-m9-mstd0.5-inc1"` (any timm RandAugment string) timm's RandAugment
+//! ([`super::autoaugment`]), after the flip, crop and affine transforms and before Cutout, the
+//! order of the `RandomCrop → Flip → CIFAR10Policy → ToTensor → Cutout` recipes. It works on
+//! `[0, 1]` pixels: on a normalised set the values are mapped back with the set's mean and std
+//! for the policy and normalised again.
+//!
 //! Every draw comes from a generator seeded by `(seed, epoch, sample index)`, so the result does
 //! not depend on batch composition or thread count.
 
@@ -41,7 +48,17 @@ pub struct AugmentConfig {
     pub shear: f64,
     /// Apply one geometric transform per sample (NDA) instead of all enabled ones.
     pub nda: bool,
+    /// An augmentation policy for static images: `""` (none), `"cifar10_autoaugment"`, or a
+    /// timm RandAugment string such as `"rand-m9-mstd0.5-inc1"` (TKS's CIFAR recipe).
+    pub policy: String,
+    /// Per-channel `(mean, std)` the stored values were normalised with (set by the loader,
+    /// not configurable), so the policy sees `[0, 1]` pixels.
+    #[serde(skip)]
+    pub normalization: Option<(Vec<f32>, Vec<f32>)>,
 }
+
+/// Fixed names accepted by `[data.augment] policy` (besides `rand-…` strings).
+pub const POLICIES: [&str; 2] = ["", "cifar10_autoaugment"];
 
 impl AugmentConfig {
     /// Whether any transform is on.
@@ -51,12 +68,23 @@ impl AugmentConfig {
             || self.cutout > 0
             || self.rotate > 0.0
             || self.shear > 0.0
+            || !self.policy.is_empty()
     }
 
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("data.augment.rotate", self.rotate, 0.0, 180.0)?;
         check_range("data.augment.shear", self.shear, 0.0, 10.0)?;
+        if !POLICIES.contains(&self.policy.as_str())
+            && super::autoaugment::RandAugment::parse(&self.policy).is_none()
+        {
+            return Err(ConfigError::invalid(
+                "data.augment.policy",
+                &self.policy,
+                "expected \"\" (none), \"cifar10_autoaugment\" or a timm RandAugment string \
+                 like \"rand-m9-mstd0.5-inc1\" (sections m0..10, n, mstd, inc0/1, p)",
+            ));
+        }
         Ok(())
     }
 
@@ -147,6 +175,11 @@ impl AugmentConfig {
                 tmp.copy_from_slice(plane);
                 affine(&tmp, plane, h, w, angle, shear);
             }
+        }
+        if !events && frames == 1 && !self.policy.is_empty() {
+            self.policy_on(values, shape, rng);
+        }
+        for plane in values.chunks_exact_mut(h * w) {
             if let Some((cy, cx)) = cut {
                 let half = self.cutout / 2;
                 let (y0, y1) = (cy.saturating_sub(half), (cy + self.cutout - half).min(h));
@@ -154,6 +187,35 @@ impl AugmentConfig {
                 for y in y0..y1 {
                     plane[y * w + x0..y * w + x1].fill(0.0);
                 }
+            }
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// The AutoAugment policy on one `[C, H, W]` image, through `[0, 1]` pixels.
+    fn policy_on(&self, values: &mut [f32], shape: [usize; 3], rng: &mut StdRng) {
+        let [c, h, w] = shape;
+        let plane = h * w;
+        let norm = self
+            .normalization
+            .as_ref()
+            .filter(|(m, s)| m.len() == c && s.len() == c);
+        if let Some((mean, std)) = norm {
+            for (k, v) in values.iter_mut().enumerate() {
+                let ch = k / plane;
+                *v = *v * std[ch] + mean[ch];
+            }
+        }
+        if self.policy == "cifar10_autoaugment" {
+            super::autoaugment::cifar10_policy(values, shape, rng);
+        } else if let Some(r) = super::autoaugment::RandAugment::parse(&self.policy) {
+            r.apply(values, shape, rng);
+        }
+        if let Some((mean, std)) = norm {
+            for (k, v) in values.iter_mut().enumerate() {
+                let ch = k / plane;
+                *v = (*v - mean[ch]) / std[ch];
             }
         }
     }
@@ -257,6 +319,7 @@ mod tests {
             shear: 0.3,
             cutout: 3,
             nda: true,
+            ..Default::default()
         };
         let img: Vec<f32> = (0..2 * 8 * 8).map(|v| v as f32).collect();
         let run = |i| {

@@ -27,7 +27,7 @@ pub fn parse_csv_gz(bytes: &[u8], name: &str) -> Result<(Vec<f32>, Vec<u32>), Da
         .read_to_string(&mut text)
         .map_err(|source| DataError::Io {
             path: name.into(),
-            source,
+            error: source,
         })?;
     let mut pixels = Vec::new();
     let mut labels = Vec::new();

@@ -2,15 +2,27 @@
 //!
 //! [`source`] loads every supported dataset from its distributed files (`--data NAME:PATH`),
 //! [`augment`] holds the training-time augmentation, [`cache`] the on-disk frame cache,
-//! [`dvs_digits`] a procedural neuromorphic dataset made from the embedded digits.
+//! [`dvs_digits`] a procedural neuromorphic dataset made from the embedded digits,
+//! [`stream`] the lazily decoded storage of sets too large for memory (ImageNet-sized image
+//! folders, full-resolution event sets) and the background prefetch of batches.
+//!
+//! A [`Dataset`] keeps its labels in memory and its samples either in memory
+//! ([`Storage::InMemory`], `values`) or on disk ([`Storage::Lazy`]: file paths, decoded batch by
+//! batch). The same methods serve both: [`Dataset::batch`], [`Dataset::train_batch`],
+//! [`Dataset::batches`] (an iterator that decodes lazy sets on a background thread, a bounded
+//! number of batches ahead).
 
 pub mod augment;
+pub mod autoaugment;
 pub mod cache;
 pub mod digits;
 pub mod dvs_digits;
 pub mod events;
 pub mod formats;
 pub mod source;
+pub mod stream;
+
+use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -32,7 +44,17 @@ pub enum SampleKind {
     },
 }
 
-/// A labelled set held in memory, samples stored contiguously as f32.
+/// Where the samples of a [`Dataset`] live.
+#[derive(Debug, Clone, Default)]
+pub enum Storage {
+    /// In [`Dataset::values`].
+    #[default]
+    InMemory,
+    /// On disk, decoded on demand ([`Dataset::values`] is empty).
+    Lazy(Arc<stream::LazySamples>),
+}
+
+/// A labelled set: labels in memory, samples in memory (contiguous f32) or decoded lazily.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Name for messages (`digits/train`, a path, ...).
@@ -43,8 +65,10 @@ pub struct Dataset {
     pub frame_shape: [usize; 3],
     /// Number of classes.
     pub num_classes: usize,
-    /// All samples, row-major, `len() * sample_len()` values.
+    /// All samples, row-major, `len() * sample_len()` values (empty for a lazy set).
     pub values: Vec<f32>,
+    /// Where the samples live.
+    pub storage: Storage,
     /// Labels in `0..num_classes`.
     pub labels: Vec<u32>,
     /// Augmentation applied by [`Dataset::train_batch`] (set on training sets only).
@@ -58,6 +82,19 @@ pub struct Split {
     pub train: Dataset,
     /// Held-out test set.
     pub test: Dataset,
+}
+
+/// The samples of one batch as host values (decoded, augmented), before they become tensors.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// `B * sample_len` values.
+    pub values: Vec<f32>,
+    /// Labels `[B]`.
+    pub labels: Vec<u32>,
+    /// Sample kind of the set.
+    pub kind: SampleKind,
+    /// Frame shape `[C, H, W]`.
+    pub frame_shape: [usize; 3],
 }
 
 /// One batch, ready for the model.
@@ -86,6 +123,7 @@ impl Dataset {
             frame_shape,
             num_classes,
             values,
+            storage: Storage::InMemory,
             labels,
             augment: None,
         };
@@ -116,6 +154,42 @@ impl Dataset {
                 format!("label {l} out of range 0..{num_classes}"),
             ));
         }
+        Ok(d)
+    }
+
+    /// A lazily decoded set: `samples` decodes sample `i` on demand; sizes and labels are
+    /// checked here.
+    pub fn lazy(
+        name: impl Into<String>,
+        kind: SampleKind,
+        frame_shape: [usize; 3],
+        num_classes: usize,
+        samples: stream::LazySamples,
+        labels: Vec<u32>,
+    ) -> Result<Self, DataError> {
+        let name = name.into();
+        if samples.len() != labels.len() {
+            return Err(DataError::Malformed {
+                path: name.into(),
+                location: "whole set".into(),
+                what: format!("{} samples for {} labels", samples.len(), labels.len()),
+            });
+        }
+        // the label check of `new`, on a set of no values
+        let mut d = Self::new(name, kind, frame_shape, num_classes, Vec::new(), Vec::new())?;
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= num_classes)
+        {
+            return Err(DataError::Malformed {
+                path: d.name.into(),
+                location: format!("sample {i}"),
+                what: format!("label {l} out of range 0..{num_classes}"),
+            });
+        }
+        d.labels = labels;
+        d.storage = Storage::Lazy(Arc::new(samples));
         Ok(d)
     }
 
@@ -186,28 +260,118 @@ impl Dataset {
         device: &Device,
         augment_seed: Option<(u64, usize)>,
     ) -> Batch {
-        let n = self.sample_len();
-        let mut values = Vec::with_capacity(indices.len() * n);
-        for &i in indices {
-            values.extend_from_slice(&self.values[i * n..(i + 1) * n]);
+        match self.host_batch(indices, augment_seed) {
+            Ok(h) => h.to_batch(timesteps, encoder, device),
+            // Only a lazy set can fail here: its files were checked when it was loaded, so this
+            // is a file that changed or vanished during the run. Training uses
+            // [`Dataset::batches`], which returns the error instead.
+            Err(e) => panic!("{}: cannot decode a batch: {e}", self.name),
         }
+    }
+
+    /// Like [`Dataset::batch`], returning a decoding error of a lazy set instead of panicking.
+    pub fn try_batch(
+        &self,
+        indices: &[usize],
+        timesteps: usize,
+        encoder: Encoder,
+        device: &Device,
+    ) -> Result<Batch, DataError> {
+        Ok(self
+            .host_batch(indices, None)?
+            .to_batch(timesteps, encoder, device))
+    }
+
+    /// Whether the samples are decoded on demand.
+    pub fn is_lazy(&self) -> bool {
+        matches!(self.storage, Storage::Lazy(_))
+    }
+
+    /// The values of samples `indices`, concatenated (decoded in parallel for a lazy set).
+    pub fn sample_values(&self, indices: &[usize]) -> Result<Vec<f32>, DataError> {
+        let n = self.sample_len();
+        match &self.storage {
+            Storage::InMemory => {
+                let mut values = Vec::with_capacity(indices.len() * n);
+                for &i in indices {
+                    values.extend_from_slice(&self.values[i * n..(i + 1) * n]);
+                }
+                Ok(values)
+            }
+            Storage::Lazy(lazy) => lazy.decode_many(indices, n),
+        }
+    }
+
+    /// The samples `indices` as host values, augmented (if set and `augment_seed` is given)
+    /// with a generator seeded by `(seed, epoch, sample index)`.
+    pub fn host_batch(
+        &self,
+        indices: &[usize],
+        augment_seed: Option<(u64, usize)>,
+    ) -> Result<HostBatch, DataError> {
+        let n = self.sample_len();
+        let mut values = self.sample_values(indices)?;
         if let (Some(aug), Some((seed, epoch))) = (&self.augment, augment_seed) {
             use rayon::prelude::*;
             let (frames, events) = match self.kind {
                 SampleKind::Static => (1, false),
                 SampleKind::Frames { timesteps } => (timesteps, true),
             };
-            values
-                .par_chunks_mut(n.max(1))
-                .zip(indices.par_iter())
-                .for_each(|(v, &i)| {
-                    let mut rng = augment::AugmentConfig::rng(seed, epoch, i);
-                    aug.apply(v, frames, self.frame_shape, events, &mut rng);
-                });
+            let slice: &mut [f32] = &mut values;
+            let mut run = move || {
+                slice
+                    .par_chunks_mut(n.max(1))
+                    .zip(indices.par_iter())
+                    .for_each(|(v, &i)| {
+                        let mut rng = augment::AugmentConfig::rng(seed, epoch, i);
+                        aug.apply(v, frames, self.frame_shape, events, &mut rng);
+                    })
+            };
+            match &self.storage {
+                Storage::Lazy(lazy) => lazy.install(run),
+                Storage::InMemory => run(),
+            }
         }
-        let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
+        Ok(HostBatch {
+            values,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            kind: self.kind,
+            frame_shape: self.frame_shape,
+        })
+    }
+
+    /// The batches of `order` cut into `batch_size` chunks, in order, as host values (augmented
+    /// when `augment_seed` is given). A lazy set is decoded on a background thread that stays
+    /// at most its `prefetch` batches ahead, so loading overlaps training; an in-memory set is
+    /// gathered on demand. The content never depends on thread count or prefetch depth.
+    pub fn batches(
+        &self,
+        order: &[usize],
+        batch_size: usize,
+        augment_seed: Option<(u64, usize)>,
+    ) -> stream::Batches<'_> {
+        stream::Batches::new(self, order, batch_size.max(1), augment_seed)
+    }
+}
+
+impl HostBatch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The tensors: static samples are encoded over `timesteps` by `encoder`; event samples must
+    /// already have `timesteps` frames.
+    pub fn to_batch(&self, timesteps: usize, encoder: Encoder, device: &Device) -> Batch {
+        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
         let [c, h, w] = self.frame_shape;
-        let b = indices.len();
+        let b = self.labels.len();
+        let values = self.values.clone();
         let frames = match self.kind {
             SampleKind::Static => {
                 let x = Tensor::<4>::from_data(TensorData::new(values, [b, c, h, w]), device);

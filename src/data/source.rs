@@ -11,13 +11,19 @@
 //! | `folder:` | `train/<class>/*.{jpg,png}` + `val/` or `test/`; or CUB-200-2011 lists; or `<class>/*` | official / lists / seeded 9:1 |
 //! | `nmnist:` | `train1K.txt` + `test100.txt` + `<id>.bs2` (SLAYER's NMNISTsmall), or `Train/<digit>/*.bin` + `Test/…` | official |
 //! | `cifar10dvs:` | `<class>/*.aedat` (AEDAT 2.0) | seeded per-class 9:1 |
-//! | `ncaltech101:` | `<class>/*.bin` (40-bit ATIS, 240×180) | seeded per-class 9:1 |
+//! | `ncaltech101:` | `<class>/*.bin` (40-bit ATIS, shifted to the origin as tonic does, 240×180; events beyond are skipped) | seeded per-class 9:1 |
 //! | `dvsgesture:` | `*.aedat` (AEDAT 3.1) + `*_labels.csv`, `trials_to_train.txt` / `trials_to_test.txt` | official (users 1–23 train without the lists) |
 //!
 //! Event sources give `[T, 2, H, W]` frames (T = `train.timesteps`), integrated by
 //! [`to_frames`] with `split_by`, optionally resized (`resize = 48` for TET's CIFAR10-DVS),
 //! cached on disk by [`FrameCache`]. Files are decoded in parallel with rayon; the order of
 //! samples never depends on the thread count.
+//!
+//! Image folders and event sources too large for memory are streamed ([`super::stream`]):
+//! with `stream = true`, or when a split's f32 values would exceed `stream_above_mb` (4 GiB by
+//! default), the set keeps file paths and labels only, checks every file at load (image
+//! headers; event recordings integrated once into the frame cache), and decodes each batch
+//! on demand, `prefetch` batches ahead on a background thread.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +34,8 @@ use super::augment::AugmentConfig;
 use super::cache::{FrameCache, default_dir};
 use super::events::{Events, Resize, SplitBy, stratified_split, to_frames};
 use super::formats::{aedat2, aedat3, cifar, idx, nmnist, path_name, read_file};
-use super::{Dataset, SampleKind, Split, digits};
+use super::stream::{Decoder, LazyItem, LazySamples};
+use super::{Dataset, SampleKind, Split, Storage, digits};
 use crate::error::{ConfigError, DataError, check_range};
 
 /// The `[data]` table of a run configuration.
@@ -60,6 +67,17 @@ pub struct DataConfig {
     pub threads: usize,
     /// Keep at most this many samples per split, first ones in order (0 = all).
     pub limit: usize,
+    /// Keep samples on disk and decode them batch by batch (bounded memory): `true` always,
+    /// `false` never, unset = when a split's f32 values would exceed `stream_above_mb`.
+    /// Applies to image folders and event sources (IDX and CIFAR are always in memory); a
+    /// streamed event set reads its frames from the cache, so with `cache = false` it re-parses
+    /// its recordings every epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Size in MiB of a split's f32 values above which it is streamed (when `stream` is unset).
+    pub stream_above_mb: usize,
+    /// Batches a streamed set decodes ahead on a background thread (0 = decode on demand).
+    pub prefetch: usize,
     /// Training-set augmentation (`[data.augment]`).
     pub augment: AugmentConfig,
 }
@@ -79,6 +97,9 @@ impl Default for DataConfig {
             cache_dir: None,
             threads: 0,
             limit: 0,
+            stream: None,
+            stream_above_mb: 4096,
+            prefetch: 2,
             augment: AugmentConfig::default(),
         }
     }
@@ -207,7 +228,15 @@ impl DataConfig {
                 "must be at least 1",
             ));
         }
-        self.augment.validate()
+        self.augment.validate()?;
+        if self.is_events() && !self.augment.policy.is_empty() {
+            return Err(ConfigError::invalid(
+                "data.augment.policy",
+                &self.augment.policy,
+                "AutoAugment policies apply to static images, not event frames",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the configured source gives event frames (false for an unparsable source).
@@ -245,6 +274,18 @@ impl DataConfig {
     }
 }
 
+impl DataConfig {
+    /// Whether a split of `samples` samples of `per` values is kept on disk (see `stream`).
+    pub fn streams(&self, samples: usize, per: usize) -> bool {
+        match self.stream {
+            Some(s) => s,
+            None => {
+                (samples as u128) * (per as u128) * 4 > (self.stream_above_mb as u128) * 1024 * 1024
+            }
+        }
+    }
+}
+
 /// A data-loading failure: a bad configuration or bad files.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -274,7 +315,11 @@ pub fn load(config: &DataConfig, timesteps: usize) -> Result<Split, LoadError> {
         run()?
     };
     if config.augment.is_active() {
-        split.train.augment = Some(config.augment.clone());
+        let mut augment = config.augment.clone();
+        if config.normalize {
+            augment.normalization = normalization(&source);
+        }
+        split.train.augment = Some(augment);
     }
     Ok(split)
 }
@@ -309,6 +354,7 @@ fn truncate(d: &mut Dataset, n: usize) {
         let per = d.sample_len();
         d.labels.truncate(n);
         d.values.truncate(n * per);
+        // a lazy set keeps its item list; samples past `len()` are never asked for
     }
 }
 
@@ -336,6 +382,10 @@ fn normalize(d: &mut Dataset, mean: &[f32], std: &[f32]) {
     if c != mean.len() {
         return;
     }
+    if let Storage::Lazy(lazy) = &mut d.storage {
+        std::sync::Arc::make_mut(lazy).set_normalization(mean.to_vec(), std.to_vec());
+        return;
+    }
     for (i, v) in d.values.iter_mut().enumerate() {
         let ch = (i / (h * w)) % c;
         *v = (*v - mean[ch]) / std[ch];
@@ -345,7 +395,7 @@ fn normalize(d: &mut Dataset, mean: &[f32], std: &[f32]) {
 fn not_found(path: &Path, what: &str) -> DataError {
     DataError::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, what.to_string()),
+        error: std::io::Error::new(std::io::ErrorKind::NotFound, what.to_string()),
     }
 }
 
@@ -355,7 +405,7 @@ fn require_dir(dir: &Path) -> Result<(), DataError> {
         Ok(_) => Err(not_found(dir, "not a directory")),
         Err(source) => Err(DataError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         }),
     }
 }
@@ -364,13 +414,13 @@ fn require_dir(dir: &Path) -> Result<(), DataError> {
 fn list(dir: &Path, dirs: bool) -> Result<Vec<PathBuf>, DataError> {
     let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     })?;
     let mut out = Vec::new();
     for e in rd {
         let e = e.map_err(|source| DataError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         let p = e.path();
         let hidden = p
@@ -546,12 +596,63 @@ pub fn decode_image(path: &Path, size: usize) -> Result<Vec<f32>, DataError> {
     Ok(out)
 }
 
+/// Checks that `path` is an image the decoder can open (its header only).
+fn check_image(path: &Path) -> Result<(), DataError> {
+    let bad = |what: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        location: "image".into(),
+        what,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|error| DataError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?
+        .with_guessed_format()
+        .map_err(|error| DataError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    match reader.into_dimensions() {
+        Ok((w, h)) if w > 0 && h > 0 => Ok(()),
+        Ok(_) => Err(bad("zero-sized image".into())),
+        Err(e) => Err(bad(format!("cannot decode: {e}"))),
+    }
+}
+
 fn image_dataset(
     name: String,
     items: &[(PathBuf, u32)],
     num_classes: usize,
-    size: usize,
+    c: &DataConfig,
 ) -> Result<Dataset, DataError> {
+    let size = c.image_size;
+    let labels: Vec<u32> = items.iter().map(|(_, l)| *l).collect();
+    if c.streams(items.len(), 3 * size * size) {
+        // header check now, so a bad file is reported at load time; pixels per batch later
+        items.par_iter().try_for_each(|(p, _)| check_image(p))?;
+        let lazy = LazySamples::new(
+            items
+                .iter()
+                .map(|(p, _)| LazyItem {
+                    path: p.clone(),
+                    segment: None,
+                })
+                .collect(),
+            Decoder::Image { size },
+            [3, size, size],
+            c.threads,
+            c.prefetch,
+        );
+        return Dataset::lazy(
+            name,
+            SampleKind::Static,
+            [3, size, size],
+            num_classes,
+            lazy,
+            labels,
+        );
+    }
     let decoded = items
         .par_iter()
         .map(|(p, _)| decode_image(p, size))
@@ -562,13 +663,12 @@ fn image_dataset(
         [3, size, size],
         num_classes,
         decoded.concat(),
-        items.iter().map(|(_, l)| *l).collect(),
+        labels,
     )
 }
 
 fn load_folder(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     require_dir(root)?;
-    let size = c.image_size;
     let limit = |mut v: Vec<(PathBuf, u32)>| {
         if c.limit > 0 {
             v.truncate(c.limit);
@@ -609,8 +709,8 @@ fn load_folder(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
         }
         let n = classes.len();
         return Ok(Split {
-            train: image_dataset(name("train"), &limit(train), n, size)?,
-            test: image_dataset(name("test"), &limit(test), n, size)?,
+            train: image_dataset(name("train"), &limit(train), n, c)?,
+            test: image_dataset(name("test"), &limit(test), n, c)?,
         });
     }
     if root.join("images.txt").is_file() && root.join("train_test_split.txt").is_file() {
@@ -621,8 +721,8 @@ fn load_folder(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     let (tr, te) = stratified_split(&labels, c.split_ratio, c.split_seed);
     let pick = |ix: &[usize]| ix.iter().map(|&i| items[i].clone()).collect::<Vec<_>>();
     Ok(Split {
-        train: image_dataset(name("train"), &limit(pick(&tr)), classes.len(), size)?,
-        test: image_dataset(name("test"), &limit(pick(&te)), classes.len(), size)?,
+        train: image_dataset(name("train"), &limit(pick(&tr)), classes.len(), c)?,
+        test: image_dataset(name("test"), &limit(pick(&te)), classes.len(), c)?,
     })
 }
 
@@ -701,8 +801,8 @@ fn load_cub(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     }
     let name = |w: &str| format!("folder:{}/{w}", root.display());
     Ok(Split {
-        train: image_dataset(name("train"), &train, num_classes, c.image_size)?,
-        test: image_dataset(name("test"), &test, num_classes, c.image_size)?,
+        train: image_dataset(name("train"), &train, num_classes, c)?,
+        test: image_dataset(name("test"), &test, num_classes, c)?,
     })
 }
 
@@ -753,9 +853,8 @@ impl EventFormat {
         let bytes = read_file(path)?;
         let name = path_name(path);
         match self {
-            EventFormat::Nmnist | EventFormat::NCaltech101 => {
-                nmnist::parse_bin40(&bytes, &name, w, h)
-            }
+            EventFormat::Nmnist => nmnist::parse_bin40(&bytes, &name, w, h),
+            EventFormat::NCaltech101 => Ok(nmnist::parse_ncaltech101(&bytes, &name, w, h)?.0),
             EventFormat::Cifar10Dvs => {
                 Ok(aedat2::parse_aedat2(&bytes, &name)?.events(aedat2::Layout::Cifar10Dvs))
             }
@@ -817,6 +916,40 @@ pub struct EventFile {
     pub samples: Vec<(u32, Option<aedat3::Segment>)>,
 }
 
+/// The frames of the samples `segments` of one recording (a `None` segment = the whole
+/// recording), each through the cache; the file is parsed at most once, and only on a miss.
+pub fn integrate_samples(
+    path: &Path,
+    segments: &[Option<aedat3::Segment>],
+    format: EventFormat,
+    integ: &Integration,
+) -> Result<Vec<Vec<f32>>, DataError> {
+    let shape = integ.frame_shape(format);
+    let per = integ.timesteps * shape.iter().product::<usize>();
+    let mut parsed: Option<Events> = None;
+    let mut out = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let frames = integ.cache.get_or_build(
+            path,
+            &integ.params(format, seg.as_ref()),
+            per,
+            || -> Result<Vec<f32>, DataError> {
+                if parsed.is_none() {
+                    parsed = Some(format.read(path)?);
+                }
+                let all = parsed.as_ref().expect("parsed above");
+                let ev = match seg {
+                    Some(s) => &aedat3::segment(all, s),
+                    None => all,
+                };
+                Ok(to_frames(ev, integ.split_by, integ.timesteps, integ.resize))
+            },
+        )?;
+        out.push(frames);
+    }
+    Ok(out)
+}
+
 /// Integrates every sample of `files` (in parallel, through the cache) into a dataset.
 pub fn event_dataset(
     name: String,
@@ -825,32 +958,11 @@ pub fn event_dataset(
     integ: &Integration,
 ) -> Result<Dataset, DataError> {
     let shape = integ.frame_shape(format);
-    let per = integ.timesteps * shape.iter().product::<usize>();
     let per_file = files
         .par_iter()
         .map(|f| -> Result<Vec<f32>, DataError> {
-            let mut parsed: Option<Events> = None;
-            let mut out = Vec::with_capacity(per * f.samples.len());
-            for (_, seg) in &f.samples {
-                let frames = integ.cache.get_or_build(
-                    &f.path,
-                    &integ.params(format, seg.as_ref()),
-                    per,
-                    || -> Result<Vec<f32>, DataError> {
-                        if parsed.is_none() {
-                            parsed = Some(format.read(&f.path)?);
-                        }
-                        let all = parsed.as_ref().expect("parsed above");
-                        let ev = match seg {
-                            Some(s) => &aedat3::segment(all, s),
-                            None => all,
-                        };
-                        Ok(to_frames(ev, integ.split_by, integ.timesteps, integ.resize))
-                    },
-                )?;
-                out.extend(frames);
-            }
-            Ok(out)
+            let segs: Vec<_> = f.samples.iter().map(|(_, s)| *s).collect();
+            Ok(integrate_samples(&f.path, &segs, format, integ)?.concat())
         })
         .collect::<Result<Vec<_>, _>>()?;
     let labels = files
@@ -865,6 +977,63 @@ pub fn event_dataset(
         shape,
         format.num_classes(),
         per_file.concat(),
+        labels,
+    )
+}
+
+/// [`event_dataset`], or when the configuration streams a set of this size, a lazy set: every
+/// sample is integrated once now (in parallel, one recording in memory per thread) into the
+/// frame cache — which also reports a bad file at load time — and read back batch by batch.
+fn event_set(
+    name: String,
+    files: &[EventFile],
+    format: EventFormat,
+    integ: &Integration,
+    c: &DataConfig,
+) -> Result<Dataset, DataError> {
+    let shape = integ.frame_shape(format);
+    let per = integ.timesteps * shape.iter().product::<usize>();
+    let n: usize = files.iter().map(|f| f.samples.len()).sum();
+    if !c.streams(n, per) {
+        return event_dataset(name, files, format, integ);
+    }
+    files
+        .par_iter()
+        .try_for_each(|f| -> Result<(), DataError> {
+            let segs: Vec<_> = f.samples.iter().map(|(_, s)| *s).collect();
+            integrate_samples(&f.path, &segs, format, integ).map(drop)
+        })?;
+    let items = files
+        .iter()
+        .flat_map(|f| {
+            f.samples.iter().map(|(_, seg)| LazyItem {
+                path: f.path.clone(),
+                segment: *seg,
+            })
+        })
+        .collect();
+    let labels = files
+        .iter()
+        .flat_map(|f| f.samples.iter().map(|(l, _)| *l))
+        .collect();
+    let lazy = LazySamples::new(
+        items,
+        Decoder::Events {
+            format,
+            integration: integ.clone(),
+        },
+        shape,
+        c.threads,
+        c.prefetch,
+    );
+    Dataset::lazy(
+        name,
+        SampleKind::Frames {
+            timesteps: integ.timesteps,
+        },
+        shape,
+        format.num_classes(),
+        lazy,
         labels,
     )
 }
@@ -922,8 +1091,8 @@ fn load_nmnist(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataError>
         (digit_folders(&tr, f)?, digit_folders(&te, f)?)
     };
     Ok(Split {
-        train: event_dataset(name("train"), &single(train, c.limit), f, &integ)?,
-        test: event_dataset(name("test"), &single(test, c.limit), f, &integ)?,
+        train: event_set(name("train"), &single(train, c.limit), f, &integ, c)?,
+        test: event_set(name("test"), &single(test, c.limit), f, &integ, c)?,
     })
 }
 
@@ -977,8 +1146,8 @@ fn load_class_folders(
     };
     let name = |w: &str| format!("{tag}:{}/{w}", dir.display());
     Ok(Split {
-        train: event_dataset(name("train"), &single(pick(&tr), c.limit), f, &integ)?,
-        test: event_dataset(name("test"), &single(pick(&te), c.limit), f, &integ)?,
+        train: event_set(name("train"), &single(pick(&tr), c.limit), f, &integ, c)?,
+        test: event_set(name("test"), &single(pick(&te), c.limit), f, &integ, c)?,
     })
 }
 
@@ -1053,8 +1222,8 @@ fn load_gesture(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataError
     };
     let name = |w: &str| format!("dvsgesture:{}/{w}", dir.display());
     Ok(Split {
-        train: event_dataset(name("train"), &files(train_files)?, f, &integ)?,
-        test: event_dataset(name("test"), &files(test_files)?, f, &integ)?,
+        train: event_set(name("train"), &files(train_files)?, f, &integ, c)?,
+        test: event_set(name("test"), &files(test_files)?, f, &integ, c)?,
     })
 }
 

@@ -94,19 +94,11 @@ pub fn in_top_k(row: &[f32], label: usize, k: usize) -> bool {
     above < k
 }
 
-/// Penultimate features `[T, B, F]` and logits `[T, B, C]` of a forward pass; features only for
-/// architectures whose parts are reachable here (the small CNN), else `None`.
+/// Logits `[T, B, C]` and penultimate features `[T, B, F]` (the input of the last linear
+/// layer, see [`Model::forward_features`]) of a forward pass; every architecture has them.
 pub fn forward_with_features(model: &Model, x: Tensor<5>) -> (Tensor<3>, Option<Tensor<3>>) {
-    match model {
-        Model::SmallCnn(m) => {
-            let s1 = m.pool1.forward(m.block1.forward(x));
-            let s2 = m.pool2.forward(m.block2.forward(s1));
-            let [t, b, c, h, w] = s2.dims();
-            let f = s2.reshape([t, b, c * h * w]);
-            (m.classifier.forward(f.clone()), Some(f))
-        }
-        _ => (model.forward(x), None),
-    }
+    let (logits, features) = model.forward_features(x);
+    (logits, Some(features))
 }
 
 /// Runs `model` (inference mode) over `data` at `timesteps` and keeps every logit; with
@@ -129,8 +121,11 @@ pub fn collect_logits(
         labels: Vec::with_capacity(data.len()),
         features: (max_features > 0).then(Vec::new),
     };
-    for chunk in order.chunks(batch_size.max(1)) {
-        let batch = data.batch(chunk, timesteps, encoder, device);
+    let batches = data.batches(&order, batch_size.max(1), None);
+    for (chunk, host) in order.chunks(batch_size.max(1)).zip(batches) {
+        // a streamed set's files were checked at load; failing now means one changed since
+        let host = host.unwrap_or_else(|e| panic!("{}: cannot decode a batch: {e}", data.name));
+        let batch = host.to_batch(timesteps, encoder, device);
         let want_features = out
             .features
             .as_ref()
@@ -315,5 +310,47 @@ mod tests {
             l.truncated(1).running_mean(1, 1),
             vec![4., 0., 0., 0., 0., 0.]
         );
+    }
+
+    #[test]
+    fn features_for_every_architecture() {
+        use crate::model::{ModelConfig, ResNet19Config, SewResNetConfig};
+        let device = Device::flex();
+        device.seed(9);
+        let digits = crate::data::digits::load().unwrap();
+        // Digits are 1×8×8; the features are the last linear layer's input.
+        for (cfg, dim) in [
+            (
+                ModelConfig::ResNet19(ResNet19Config {
+                    in_channels: 1,
+                    input_size: 8,
+                    width: 0.125,
+                    ..Default::default()
+                }),
+                32,
+            ),
+            (
+                ModelConfig::SewResNet(SewResNetConfig {
+                    depth: 18,
+                    in_channels: 1,
+                    input_size: 8,
+                    width: 0.125,
+                    cifar_stem: true,
+                    num_classes: 10,
+                    ..Default::default()
+                }),
+                64,
+            ),
+        ] {
+            let model = cfg.init(&device).unwrap();
+            let l = collect_logits(&model, &digits.test, 2, 64, Encoder::Direct, &device, 10);
+            let f = l.features.clone().unwrap();
+            assert_eq!(f.len(), 10);
+            assert!(f.iter().all(|r| r.len() == dim), "{cfg:?}");
+            assert_eq!(
+                (l.len(), l.timesteps, l.classes),
+                (digits.test.len(), 2, 10)
+            );
+        }
     }
 }

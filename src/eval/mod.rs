@@ -111,8 +111,11 @@ pub fn evaluate(
     let model = burn::module::Module::valid(model);
     let mut counter = AccuracyCounter::default();
     let order = data.order(false, 0, 0);
-    for chunk in order.chunks(batch_size.max(1)) {
-        let batch = data.batch(chunk, timesteps, encoder, device);
+    let batches = data.batches(&order, batch_size.max(1), None);
+    for (chunk, host) in order.chunks(batch_size.max(1)).zip(batches) {
+        // a streamed set's files were checked at load; failing now means one changed since
+        let host = host.unwrap_or_else(|e| panic!("{}: cannot decode a batch: {e}", data.name));
+        let batch = host.to_batch(timesteps, encoder, device);
         let logits = model.forward(batch.frames);
         let dims = logits.dims();
         let labels: Vec<u32> = chunk.iter().map(|&i| data.labels[i]).collect();

@@ -21,6 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, check_range};
 
+pub mod fused_bn;
+pub mod fused_ops;
+pub mod fused_pool;
+pub use fused_ops::{LayerPath, layer_path, set_layer_path};
+
 /// Applies a per-frame function to `[T, B, C, H, W]` by flattening time into the batch.
 pub fn seq<F>(x: Tensor<5>, f: F) -> Tensor<5>
 where
@@ -108,6 +113,7 @@ impl ConvBn {
             let y = self.conv.forward(x.clone());
             crate::eval::energy::record_conv(&x, &y, &self.conv);
             match &self.bn {
+                Some(bn) if layer_path() == LayerPath::Fused => fused_bn::forward(bn, y),
                 Some(bn) => bn.forward(y),
                 None => y,
             }
@@ -158,9 +164,22 @@ impl Pool {
     /// `[T, B, C, H, W]` → `[T, B, C, H', W']`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| match self {
+            Pool::Avg(p) if layer_path() == LayerPath::Fused && Self::fusable(p, &x) => {
+                fused_pool::avg_pool(x, p.kernel_size[0])
+            }
             Pool::Avg(p) => p.forward(x),
             Pool::Max(p) => p.forward(x),
         })
+    }
+
+    /// Whether the fused k×k / stride k average pool computes exactly what `p` does on `x`.
+    fn fusable(p: &AvgPool2d, x: &Tensor<4>) -> bool {
+        let pad = match p.padding {
+            PaddingConfig2d::Valid => 0,
+            PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => a,
+            _ => return false,
+        };
+        !p.ceil_mode && fused_pool::supports(x, p.kernel_size, p.stride, pad)
     }
 }
 

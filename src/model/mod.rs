@@ -143,11 +143,134 @@ impl Model {
             Model::SewResNet(m) => m.forward_output(x, with_stage),
         }
     }
+
+    /// Per-timestep logits `[T, B, classes]` and penultimate features `[T, B, F]`: the input
+    /// of the last linear layer (the small CNN's and VGG-SNN's flattened pooled spikes,
+    /// SEW-ResNet-18/34/50's globally pooled features, the hidden spikes of ResNet-19's and
+    /// SEW-ResNet-19's FC-SN-FC head).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        match self {
+            Model::SmallCnn(m) => m.forward_features(x),
+            Model::VggSnn(m) => m.forward_features(x),
+            Model::ResNet19(m) => m.forward_features(x),
+            Model::SewResNet(m) => m.forward_features(x),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tiny instances of every architecture with their input size and, when run, the number
+    /// of synaptic layers (convs + FCs) and spiking layers the energy recorder sees.
+    fn tiny_models() -> Vec<(&'static str, ModelConfig, usize, usize)> {
+        let neuron = crate::neuron::NeuronConfig {
+            threshold: 0.5,
+            ..Default::default()
+        };
+        let sew = |depth| {
+            ModelConfig::SewResNet(SewResNetConfig {
+                depth,
+                width: 0.125,
+                input_size: 8,
+                cifar_stem: true,
+                num_classes: 10,
+                neuron,
+                ..Default::default()
+            })
+        };
+        vec![
+            // 2 conv blocks + classifier; 2 spiking layers.
+            (
+                "small_cnn",
+                ModelConfig::SmallCnn(SmallCnnConfig {
+                    input_size: 8,
+                    channels: [4, 8],
+                    neuron,
+                    ..Default::default()
+                }),
+                3,
+                2,
+            ),
+            // 8 conv blocks + classifier.
+            (
+                "vgg_snn",
+                ModelConfig::VggSnn(VggSnnConfig {
+                    width: 0.125,
+                    input_size: 16,
+                    neuron,
+                    ..Default::default()
+                }),
+                9,
+                8,
+            ),
+            // Stem, 8 blocks × 2 convs, 2 shortcut convs, FC-SN-FC; neurons: stem, 2 per
+            // block, head.
+            (
+                "resnet19",
+                ModelConfig::ResNet19(ResNet19Config {
+                    width: 0.125,
+                    input_size: 8,
+                    neuron,
+                    ..Default::default()
+                }),
+                21,
+                18,
+            ),
+            // SEW: every conv has its SN (stem, 16 block convs, 2 downsamples) + the head's.
+            ("sew_resnet19", sew(19), 21, 20),
+            // SEW-18: stem, 8 blocks × 2, 3 downsamples, one FC.
+            ("sew_resnet18", sew(18), 21, 20),
+        ]
+    }
+
+    #[test]
+    fn every_architecture_has_penultimate_features_and_records_every_layer() {
+        let device = Device::flex();
+        device.seed(4);
+        for (name, cfg, synaptic, spiking) in tiny_models() {
+            let model = cfg.init(&device).unwrap();
+            let [c, h, w] = cfg.input_shape();
+            let x = Tensor::<5>::random(
+                [2, 3, c, h, w],
+                burn::tensor::Distribution::Uniform(0.0, 2.0),
+                &device,
+            );
+            let want = model.forward(x.clone());
+            let rec = crate::eval::energy::Recording::start();
+            let (logits, features) = model.forward_features(x);
+            let (layers, neurons) = rec.finish();
+            assert_eq!(
+                crate::eval::values(logits),
+                crate::eval::values(want),
+                "{name}"
+            );
+            // The features are the last linear layer's input.
+            let fan_in = |l: &burn::nn::Linear| l.weight.val().dims()[0];
+            let last_in = match &model {
+                Model::SmallCnn(m) => fan_in(&m.classifier),
+                Model::VggSnn(m) => fan_in(&m.classifier),
+                Model::ResNet19(m) => fan_in(&m.head.fc2),
+                Model::SewResNet(m) => match &m.head {
+                    SewHead::Linear(fc) => fan_in(fc),
+                    SewHead::Mlp(h) => fan_in(&h.fc2),
+                },
+            };
+            assert_eq!(features.dims(), [2, 3, last_in], "{name}");
+            assert_eq!(layers.len(), synaptic, "{name}: {layers:?}");
+            assert_eq!(neurons.len(), spiking, "{name}: {neurons:?}");
+            let last = layers.last().unwrap();
+            assert!(
+                last.name.starts_with("fc") && last.name.ends_with("→10"),
+                "{name}: {}",
+                last.name
+            );
+            // The classifier's input elements are exactly the features'.
+            assert_eq!(last.input_elements, (2 * 3 * last_in) as f64, "{name}");
+            assert_eq!(last.dense_macs, (2 * 3 * last_in * 10) as f64, "{name}");
+        }
+    }
 
     #[test]
     fn arch_tags_parse_and_bad_values_name_the_field() {

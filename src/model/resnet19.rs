@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SnnOutput, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
+use crate::eval::energy::{linear, spike};
 use crate::layer::{ConvBn, Norm};
 use crate::neuron::{Neuron, NeuronConfig};
 
@@ -201,8 +202,8 @@ impl BasicBlock {
         };
         let out = self
             .conv2
-            .forward(self.neuron1.forward(self.conv1.forward(x)));
-        self.neuron2.forward(out + identity)
+            .forward(spike(&self.neuron1, self.conv1.forward(x)));
+        spike(&self.neuron2, out + identity)
     }
 }
 
@@ -235,7 +236,14 @@ impl MlpHead {
 
     /// `[T, B, C]` → `[T, B, classes]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2.forward(self.neuron.forward(self.fc1.forward(x)))
+        self.forward_features(x).0
+    }
+
+    /// Logits `[T, B, classes]` and the penultimate features: the hidden spikes `[T, B,
+    /// hidden]` that `fc2` classifies.
+    pub fn forward_features(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let hidden = spike(&self.neuron, linear(&self.fc1, x));
+        (linear(&self.fc2, hidden.clone()), hidden)
     }
 }
 
@@ -256,9 +264,9 @@ impl ResNet19 {
     /// Index of the stage whose output is exposed (layer2).
     pub const STAGE: usize = 1;
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ layer2's output).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        let mut x = self.stem_neuron.forward(self.stem.forward(x));
+    /// Frames → the globally pooled output of the last stage `[T, B, C]` (+ layer2's output).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
+        let mut x = spike(&self.stem_neuron, self.stem.forward(x));
         let mut stage = None;
         for (i, blocks) in self.stages.iter().enumerate() {
             for b in blocks {
@@ -268,10 +276,23 @@ impl ResNet19 {
                 stage = Some(x.clone());
             }
         }
+        (global_avg_pool(x), stage)
+    }
+
+    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ layer2's output).
+    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (pooled, stage) = self.trunk(x, with_stage);
         SnnOutput {
-            logits: self.head.forward(global_avg_pool(x)),
+            logits: self.head.forward(pooled),
             stage,
         }
+    }
+
+    /// Logits `[T, B, classes]` and penultimate features: the head's hidden spikes `[T, B,
+    /// hidden]` (see [`MlpHead::forward_features`]).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        let (pooled, _) = self.trunk(x, false);
+        self.head.forward_features(pooled)
     }
 }
 

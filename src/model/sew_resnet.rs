@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::resnet19::{MlpHead, RESNET19_HIDDEN, RESNET19_STAGES, check_norm};
 use super::{SnnOutput, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
+use crate::eval::energy::linear;
 use crate::layer::{ConvBn, ConvBnSpike, Norm, Pool, PoolKind};
 use crate::neuron::NeuronConfig;
 
@@ -351,6 +352,22 @@ pub enum SewHead {
     Mlp(MlpHead),
 }
 
+impl SewHead {
+    /// `[T, B, C]` → `[T, B, classes]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_features(x).0
+    }
+
+    /// Logits and penultimate features (the last FC's input): the pooled features `[T, B, C]`
+    /// for one FC, the hidden spikes `[T, B, hidden]` for FC-SN-FC.
+    pub fn forward_features(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        match self {
+            SewHead::Linear(fc) => (linear(fc, x.clone()), x),
+            SewHead::Mlp(h) => h.forward_features(x),
+        }
+    }
+}
+
 /// See the module docs.
 #[derive(Module, Debug)]
 pub struct SewResNet {
@@ -370,6 +387,22 @@ impl SewResNet {
 
     /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ layer2's output).
     pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (pooled, stage) = self.trunk(x, with_stage);
+        SnnOutput {
+            logits: self.head.forward(pooled),
+            stage,
+        }
+    }
+
+    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (see
+    /// [`SewHead::forward_features`]).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        let (pooled, _) = self.trunk(x, false);
+        self.head.forward_features(pooled)
+    }
+
+    /// Frames → the globally pooled output of the last stage `[T, B, C]` (+ layer2's output).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let mut x = self.stem.forward(x);
         if let Some(p) = &self.stem_pool {
             x = p.forward(x);
@@ -383,12 +416,7 @@ impl SewResNet {
                 stage = Some(x.clone());
             }
         }
-        let x = global_avg_pool(x);
-        let logits = match &self.head {
-            SewHead::Linear(fc) => fc.forward(x),
-            SewHead::Mlp(h) => h.forward(x),
-        };
-        SnnOutput { logits, stage }
+        (global_avg_pool(x), stage)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SnnOutput;
 use crate::error::{ConfigError, check_nonzero};
+use crate::eval::energy::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
 use crate::neuron::NeuronConfig;
 
@@ -91,14 +92,29 @@ pub struct SmallCnn {
 }
 
 impl SmallCnn {
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ stage after the first block).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+    /// Frames → the classifier's input `[T, B, F]` (+ stage after the first block).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let s1 = self.pool1.forward(self.block1.forward(x));
         let stage = with_stage.then(|| s1.clone());
         let s2 = self.pool2.forward(self.block2.forward(s1));
         let [t, b, c, h, w] = s2.dims();
-        let logits = self.classifier.forward(s2.reshape([t, b, c * h * w]));
-        SnnOutput { logits, stage }
+        (s2.reshape([t, b, c * h * w]), stage)
+    }
+
+    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ stage after the first block).
+    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (features, stage) = self.trunk(x, with_stage);
+        SnnOutput {
+            logits: linear(&self.classifier, features),
+            stage,
+        }
+    }
+
+    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (the classifier's input:
+    /// the pooled spikes of the second block, flattened).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        let (features, _) = self.trunk(x, false);
+        (linear(&self.classifier, features.clone()), features)
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SnnOutput, check_classes, check_width, scaled};
 use crate::error::{ConfigError, check_nonzero};
+use crate::eval::energy::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
 use crate::neuron::NeuronConfig;
 
@@ -126,8 +127,8 @@ impl VggSnn {
     /// Index of the stage whose output is exposed (the 2nd).
     pub const STAGE: usize = 1;
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ the 2nd stage's output).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+    /// Frames → the classifier's input `[T, B, F]` (+ the 2nd stage's output).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let mut x = x;
         let mut stage = None;
         for (i, s) in self.stages.iter().enumerate() {
@@ -137,8 +138,23 @@ impl VggSnn {
             }
         }
         let [t, b, c, h, w] = x.dims();
-        let logits = self.classifier.forward(x.reshape([t, b, c * h * w]));
-        SnnOutput { logits, stage }
+        (x.reshape([t, b, c * h * w]), stage)
+    }
+
+    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ the 2nd stage's output).
+    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (features, stage) = self.trunk(x, with_stage);
+        SnnOutput {
+            logits: linear(&self.classifier, features),
+            stage,
+        }
+    }
+
+    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (the classifier's input:
+    /// the last stage's pooled spikes, flattened).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        let (features, _) = self.trunk(x, false);
+        (linear(&self.classifier, features.clone()), features)
     }
 }
 

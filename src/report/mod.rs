@@ -101,7 +101,7 @@ impl RunSummary {
     }
 
     /// Computes the t-SNE of penultimate features of up to `points` test samples from the
-    /// best (else last) checkpoint. Leaves `tsne` empty for architectures without features.
+    /// best (else last) checkpoint.
     pub fn compute_tsne(&mut self, points: usize, device: &Device) -> Result<(), ReportError> {
         let run = RunDir::open(&self.dir).map_err(|e| rerr(&self.dir, e))?;
         let config = run.config().map_err(|e| rerr(&self.dir, e))?;

@@ -238,7 +238,7 @@ pub fn train_resumable(
             let bar = ProgressBar::new(steps_per_epoch as u64);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -252,28 +252,21 @@ pub fn train_resumable(
         let mut step_losses = Vec::with_capacity(steps_per_epoch);
         let mut counter = AccuracyCounter::default();
         let mut lr = config.lr;
+        // Decoded (and for a streamed set prefetched on a background thread) in epoch order;
+        // augmented per sample from (seed, epoch, index).
+        let augment_seed = Some((config.seed, epoch));
+        let mut batches = data.train.batches(&order, config.batch_size, augment_seed);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             global_step += 1;
-            let batch = data.train.train_batch(
-                chunk,
-                extras.train_timesteps,
-                config.encoder,
-                &train_device,
-                config.seed,
-                epoch,
-            );
+            let host = match batches.next() {
+                Some(h) => h,
+                None => data.train.host_batch(chunk, augment_seed),
+            }?;
+            let batch = host.to_batch(extras.train_timesteps, config.encoder, &train_device);
             let output = model.forward_output(batch.frames, objective.needs_stage());
             let teacher_output = extras.teacher.as_ref().map(|teacher| {
-                let frames = data
-                    .train
-                    .train_batch(
-                        chunk,
-                        extras.teacher_timesteps,
-                        config.encoder,
-                        device,
-                        config.seed,
-                        epoch,
-                    )
+                let frames = host
+                    .to_batch(extras.teacher_timesteps, config.encoder, device)
                     .frames;
                 teacher.forward_to(frames, &train_device)
             });
@@ -313,7 +306,12 @@ pub fn train_resumable(
             let trainee = optimizer.step(lr_now, trainee, grads);
             (model, aux) = (trainee.model, trainee.aux);
             step_losses.push(loss_value);
-            bar.set_message(format!("loss {loss_value:.4}"));
+            let seen = counter.report();
+            bar.set_message(format!(
+                "loss {loss_value:.4} acc {:.1}% {:.0} samples/s",
+                100.0 * seen.accuracy,
+                seen.samples as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            ));
             bar.inc(1);
         }
         bar.finish_and_clear();

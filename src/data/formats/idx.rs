@@ -35,7 +35,7 @@ pub fn maybe_gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
             .read_to_end(&mut out)
             .map_err(|source| DataError::Io {
                 path: name.into(),
-                source,
+                error: source,
             })?;
         Ok(out)
     } else {

@@ -31,7 +31,7 @@ use crate::error::DataError;
 pub fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }
 

@@ -62,6 +62,38 @@ pub fn parse_bin40(bytes: &[u8], name: &str, width: u16, height: u16) -> Result<
     Ok(ev)
 }
 
+/// Parses an N-Caltech101 recording (the 40-bit ATIS format of [`parse_bin40`]) the way
+/// tonic's `NCALTECH101` does: coordinates are shifted so that the smallest x and the smallest
+/// y of the recording become 0 (`events["x"] -= events["x"].min()`; the saccades sweep a
+/// region that does not start at the sensor corner). tonic then keeps every event and lets the
+/// sensor size vary per recording; here frames have a fixed `width` × `height` (240 × 180),
+/// so an event that still falls outside after the shift is skipped (counted in the second
+/// value) rather than rejected. Only a record structure error (length not a multiple of 5)
+/// is an error.
+pub fn parse_ncaltech101(
+    bytes: &[u8],
+    name: &str,
+    width: u16,
+    height: u16,
+) -> Result<(Events, usize), DataError> {
+    let all = parse_bin40(bytes, name, 256, 256)?;
+    let (min_x, min_y) = (
+        all.x.iter().copied().min().unwrap_or(0),
+        all.y.iter().copied().min().unwrap_or(0),
+    );
+    let mut ev = Events::with_capacity(width, height, all.len());
+    let mut skipped = 0usize;
+    for i in 0..all.len() {
+        let (x, y) = (all.x[i] - min_x, all.y[i] - min_y);
+        if x < width && y < height {
+            ev.push(x, y, all.t[i], all.p[i]);
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok((ev, skipped))
+}
+
 /// [`parse_nmnist`] on a file.
 pub fn nmnist_from_path(path: &Path) -> Result<Events, DataError> {
     parse_nmnist(&read_file(path)?, &path_name(path))
@@ -158,6 +190,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("record 0") && err.contains("x=40"), "{err}");
+    }
+
+    #[test]
+    fn ncaltech101_shifts_to_the_origin_and_skips_outside() {
+        // (10, 5) ON t=1; (250, 5) OFF t=2 → x 240 after the shift: outside 240 wide;
+        // overflow marker; (12, 200) ON t=3 → y 195: outside 180 high; (249, 184) → (239, 179)
+        let bytes = [
+            10, 5, 0x80, 0, 1, 250, 5, 0, 0, 2, 0, 240, 0, 0, 0, 12, 200, 0x80, 0, 3, 249, 184, 0,
+            0, 4,
+        ];
+        let (e, skipped) = parse_ncaltech101(&bytes, "n.bin", 240, 180).unwrap();
+        assert_eq!(skipped, 2);
+        assert_eq!((e.width, e.height), (240, 180));
+        assert_eq!(e.x, [0, 239]);
+        assert_eq!(e.y, [0, 179]);
+        assert_eq!(e.t, [1, 4 + 8192]);
+        assert_eq!(e.p, [1, 0]);
+        // a bad length is still an error naming the record
+        let err = parse_ncaltech101(&bytes[..7], "n.bin", 240, 180)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("n.bin") && err.contains("record 1"), "{err}");
+        let (e, s) = parse_ncaltech101(&[], "n.bin", 240, 180).unwrap();
+        assert_eq!((e.len(), s), (0, 0));
     }
 
     #[test]

@@ -1,0 +1,442 @@
+//! Training-mode BatchNorm over `[N, C, ...]` (in the SNN layers `N = T·B`) for the Flex CPU
+//! backend with the statistics and the backward in one sweep each, as a burn backend extension
+//! with a hand-written autodiff backward.
+//!
+//! Per channel `c` (`M = N·H·W` values, channels in parallel):
+//!
+//! ```text
+//! forward   pass 1: Σ(x − K), Σ(x − K)²  (K = the channel's first value, f64 totals)
+//!                   → mean μ, biased variance σ² (what burn returns and feeds its running stats)
+//!           pass 2: y = (x − μ)·γ/√(σ² + ε) + β
+//! backward  pass 1: dβ = Σ g,  dγ = Σ g·(x − μ)/√(σ² + ε)
+//!           pass 2: dx = γ/√(σ² + ε) · (g − dβ/M − x̂·dγ/M),  x̂ = (x − μ)/√(σ² + ε)
+//! ```
+//!
+//! burn's generic `batch_norm_train` (which Flex does not override) runs the same maths as about
+//! ten tensor ops, each a full pass, with `swap_dims` + reshape copies of the whole activation
+//! (Flex's `copy_2d_tiled`) for the per-channel reductions; its backward likewise.
+//!
+//! The running statistics are updated by [`forward_train`] exactly as `burn::nn::BatchNorm`
+//! does (momentum `m`: `r ← (1 − m)·r + m·stat`, with the *biased* batch variance).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
+};
+use burn::nn::BatchNorm;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor};
+
+/// Below this many elements the kernels run on the calling thread.
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// Whether the fused op can normalise `x` `[N, C, ...]` (f32 on Flex, rank ≥ 2).
+pub fn supports<const D: usize>(x: &Tensor<D>) -> bool {
+    D >= 2 && flex_f32(x)
+}
+
+/// `burn::nn::BatchNorm::forward` in training mode (an autodiff device and the layer's training
+/// flag on) through the fused op; burn's own forward otherwise (inference with the running
+/// statistics) or when [`supports`] is false.
+pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    if x.device().is_autodiff() && bn.training.is_enabled() && supports(&x) {
+        forward_train(bn, x)
+    } else {
+        bn.forward(x)
+    }
+}
+
+/// Output and batch statistics: `(output, mean [C], biased variance [C])`; the statistics are
+/// constants (detached). Differentiable with respect to `x`, `gamma` and `beta`.
+///
+/// # Panics
+/// If [`supports`] is false or `gamma`/`beta` are not `[C]`.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    assert!(supports(&x), "fused BatchNorm: unsupported input");
+    let channels = x.dims()[1];
+    assert_eq!(gamma.dims(), [channels], "fused BatchNorm: gamma shape");
+    assert_eq!(beta.dims(), [channels], "fused BatchNorm: beta shape");
+    let (y, mean, var) = <Dispatch as BatchNormOps>::bn_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    (
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(var),
+    )
+}
+
+/// The training forward of `bn` with the fused op, updating its running statistics as burn's
+/// `BatchNorm::forward_train` does.
+pub fn forward_train<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let (output, mean, variance) = batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - bn.momentum)
+        .add(mean.detach().mul_scalar(bn.momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - bn.momentum)
+        .add(variance.detach().mul_scalar(bn.momentum));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    output
+}
+
+/// The fused training-mode BatchNorm as a backend extension (Flex + Autodiff).
+#[backend_extension(Flex, Autodiff)]
+pub trait BatchNormOps: Backend {
+    /// `(output, mean [C], biased variance [C])` of `x` `[N, C, ...]`.
+    fn bn_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// `(dx, dgamma, dbeta)` for `dL/doutput = grad`, with the statistics of the forward.
+    fn bn_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// `(N, C, inner)` of a `[N, C, ...]` shape.
+fn ncl(shape: &[usize]) -> (usize, usize, usize) {
+    assert!(shape.len() >= 2, "fused BatchNorm: rank ≥ 2 expected");
+    (shape[0], shape[1], shape[2..].iter().product())
+}
+
+impl BatchNormOps for Flex {
+    fn bn_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.shape().to_vec();
+        let (n, c, inner) = ncl(&shape);
+        let xs = f32_values(&x);
+        let (gs, bs) = (f32_values(&gamma), f32_values(&beta));
+        assert_eq!(
+            (gs.len(), bs.len()),
+            (c, c),
+            "fused BatchNorm: gamma/beta shape"
+        );
+        let mut out = vec![0.0f32; xs.len()];
+        let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
+        kernel::forward(
+            &xs,
+            &gs,
+            &bs,
+            epsilon,
+            [n, c, inner],
+            &mut out,
+            &mut mean,
+            &mut var,
+        );
+        (
+            flex_tensor(out, shape),
+            flex_tensor(mean, vec![c]),
+            flex_tensor(var, vec![c]),
+        )
+    }
+
+    fn bn_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.shape().to_vec();
+        assert_eq!(
+            grad.shape().to_vec(),
+            shape,
+            "fused BatchNorm: gradient shape"
+        );
+        let (n, c, inner) = ncl(&shape);
+        let xs = f32_values(&x);
+        let g = f32_values(&grad);
+        let (gam, mu, var) = (f32_values(&gamma), f32_values(&mean), f32_values(&variance));
+        let mut dx = vec![0.0f32; xs.len()];
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+        kernel::backward(
+            &xs,
+            &g,
+            &gam,
+            &mu,
+            &var,
+            epsilon,
+            [n, c, inner],
+            &mut dx,
+            &mut dgamma,
+            &mut dbeta,
+        );
+        (
+            flex_tensor(dx, shape),
+            flex_tensor(dgamma, vec![c]),
+            flex_tensor(dbeta, vec![c]),
+        )
+    }
+}
+
+/// The backward step; its state is `(x, gamma, mean, variance)` of the forward.
+#[derive(Debug)]
+struct BnBackward {
+    epsilon: f64,
+}
+
+impl<B: Backend + BatchNormOps> Backward<B, 3> for BnBackward {
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [px, pg, pb] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, mean, variance) = ops.state;
+        let (dx, dgamma, dbeta) =
+            B::bn_train_backward(x, gamma, mean, variance, self.epsilon, grad);
+        if let Some(p) = px {
+            grads.register::<B>(p.id, dx);
+        }
+        if let Some(p) = pg {
+            grads.register::<B>(p.id, dgamma);
+        }
+        if let Some(p) = pb {
+            grads.register::<B>(p.id, dbeta);
+        }
+    }
+}
+
+impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
+    fn bn_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (x_in, g_in) = (x.primitive().clone(), gamma.primitive().clone());
+        let (out, mean, var) = B::bn_train(
+            x_in.clone(),
+            g_in.clone(),
+            beta.primitive().clone(),
+            epsilon,
+        );
+        let out = match (BnBackward { epsilon })
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x_in, g_in, mean.clone(), var.clone()), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        (out, Self::from_inner(mean), Self::from_inner(var))
+    }
+
+    fn bn_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // Second-order gradients are not supported: the results are constants.
+        let (dx, dg, db) = B::bn_train_backward(
+            x.into_primitive(),
+            gamma.into_primitive(),
+            mean.into_primitive(),
+            variance.into_primitive(),
+            epsilon,
+            grad.into_primitive(),
+        );
+        (
+            Self::from_inner(dx),
+            Self::from_inner(dg),
+            Self::from_inner(db),
+        )
+    }
+}
+
+/// The CPU kernels on contiguous `[N, C, inner]` slices.
+pub mod kernel {
+    use super::*;
+
+    /// Values summed in f32 lanes before each flush into the f64 totals.
+    const FLUSH: usize = 512;
+
+    /// `(Σ a(v), Σ b(v))` over `xs` with 8 f32 lanes per block of [`FLUSH`] values, f64 totals.
+    #[inline(always)]
+    fn sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32) + Copy) -> (f64, f64) {
+        let (mut t1, mut t2) = (0.0f64, 0.0f64);
+        for (xb, yb) in xs.chunks(FLUSH).zip(ys.chunks(FLUSH)) {
+            let (mut l1, mut l2) = ([0.0f32; 8], [0.0f32; 8]);
+            let (xc, yc) = (xb.chunks_exact(8), yb.chunks_exact(8));
+            let (xr, yr) = (xc.remainder(), yc.remainder());
+            for (x8, y8) in xc.zip(yc) {
+                for i in 0..8 {
+                    let (a, b) = f(x8[i], y8[i]);
+                    l1[i] += a;
+                    l2[i] += b;
+                }
+            }
+            for (&x, &y) in xr.iter().zip(yr) {
+                let (a, b) = f(x, y);
+                l1[0] += a;
+                l2[0] += b;
+            }
+            t1 += l1.iter().map(|&v| v as f64).sum::<f64>();
+            t2 += l2.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        (t1, t2)
+    }
+
+    /// Runs `f(channel)` for every channel, in parallel when `total` is large.
+    fn for_channels(c: usize, total: usize, f: impl Fn(usize) + Send + Sync) {
+        if total < PARALLEL_MIN || c < 2 || rayon::current_num_threads() < 2 {
+            (0..c).for_each(f);
+        } else {
+            (0..c).into_par_iter().for_each(f);
+        }
+    }
+
+    /// Forward: `out`, `mean`, `var` (biased) for `x` `[N, C, inner]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        epsilon: f64,
+        [n, c, inner]: [usize; 3],
+        out: &mut [f32],
+        mean: &mut [f32],
+        var: &mut [f32],
+    ) {
+        assert_eq!(x.len(), n * c * inner);
+        assert_eq!(out.len(), x.len());
+        let m = (n * inner) as f64;
+        let (out_p, mean_p, var_p) = (
+            OutPtr(out.as_mut_ptr()),
+            OutPtr(mean.as_mut_ptr()),
+            OutPtr(var.as_mut_ptr()),
+        );
+        for_channels(c, x.len(), move |ch| {
+            let seg = |b: usize| &x[(b * c + ch) * inner..(b * c + ch + 1) * inner];
+            let shift = x[ch * inner];
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for b in 0..n {
+                let s = seg(b);
+                let (a, q) = sum2(s, s, |v, _| {
+                    let d = v - shift;
+                    (d, d * d)
+                });
+                s1 += a;
+                s2 += q;
+            }
+            let d_mean = s1 / m;
+            let mu = shift as f64 + d_mean;
+            let sigma2 = (s2 / m - d_mean * d_mean).max(0.0);
+            let (mu32, var32) = (mu as f32, sigma2 as f32);
+            let inv_std = 1.0 / ((var32 as f64) + epsilon).sqrt();
+            let scale = (gamma[ch] as f64 * inv_std) as f32;
+            let bias = beta[ch];
+            for b in 0..n {
+                let s = seg(b);
+                // SAFETY: segment (b, ch) and mean/var[ch] belong to this channel only.
+                let o = unsafe { out_p.slice((b * c + ch) * inner, inner) };
+                for (o, &v) in o.iter_mut().zip(s) {
+                    *o = (v - mu32) * scale + bias;
+                }
+            }
+            unsafe {
+                mean_p.slice(ch, 1)[0] = mu32;
+                var_p.slice(ch, 1)[0] = var32;
+            }
+        });
+    }
+
+    /// Backward: `dx`, `dgamma`, `dbeta` for `g = dL/dout`, with the forward's statistics.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        x: &[f32],
+        g: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        epsilon: f64,
+        [n, c, inner]: [usize; 3],
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        assert_eq!(x.len(), n * c * inner);
+        assert_eq!(g.len(), x.len());
+        assert_eq!(dx.len(), x.len());
+        let m = (n * inner) as f64;
+        let (dx_p, dg_p, db_p) = (
+            OutPtr(dx.as_mut_ptr()),
+            OutPtr(dgamma.as_mut_ptr()),
+            OutPtr(dbeta.as_mut_ptr()),
+        );
+        for_channels(c, x.len(), move |ch| {
+            let range = |b: usize| (b * c + ch) * inner..(b * c + ch + 1) * inner;
+            let mu = mean[ch];
+            let inv_std = 1.0 / ((var[ch] as f64) + epsilon).sqrt();
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for b in 0..n {
+                let r = range(b);
+                let (a, q) = sum2(&g[r.clone()], &x[r], |gv, xv| (gv, gv * (xv - mu)));
+                sg += a;
+                sgx += q;
+            }
+            let dbeta_c = sg;
+            let dgamma_c = sgx * inv_std;
+            // dx = γ·inv_std·(g − dβ/M − (x − μ)·inv_std·dγ/M)
+            let a = (gamma[ch] as f64 * inv_std) as f32;
+            let mg = (dbeta_c / m) as f32;
+            let k = (inv_std * dgamma_c / m) as f32;
+            for b in 0..n {
+                let r = range(b);
+                // SAFETY: segment (b, ch) and dgamma/dbeta[ch] belong to this channel only.
+                let o = unsafe { dx_p.slice(r.start, inner) };
+                for ((o, &gv), &xv) in o.iter_mut().zip(&g[r.clone()]).zip(&x[r]) {
+                    *o = a * (gv - mg - (xv - mu) * k);
+                }
+            }
+            unsafe {
+                dg_p.slice(ch, 1)[0] = dgamma_c as f32;
+                db_p.slice(ch, 1)[0] = dbeta_c as f32;
+            }
+        });
+    }
+}

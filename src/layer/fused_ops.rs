@@ -1,0 +1,100 @@
+//! The switch between burn's layer ops (the reference) and the fused Flex kernels of
+//! [`super::fused_pool`] (k×k / stride k average pooling) and [`super::fused_bn`] (training-mode
+//! BatchNorm with statistics and backward in one sweep each), plus the small helpers they share.
+//!
+//! `TKS_LAYER_PATH=reference|fused` (default fused) or [`set_layer_path`] chooses; the fused ops
+//! run only where [`flex_f32`] holds and fall back to burn elsewhere.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DType, DispatchDevice};
+use burn::tensor::{Tensor, TensorData};
+
+/// Which implementation [`super::Pool`] (average) and [`super::ConvBn`] (BatchNorm) use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerPath {
+    /// burn's `avg_pool2d` and `BatchNorm` (the reference).
+    Reference,
+    /// The fused Flex kernels where supported; the reference otherwise.
+    Fused,
+}
+
+impl LayerPath {
+    /// `reference` or `fused`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerPath::Reference => "reference",
+            LayerPath::Fused => "fused",
+        }
+    }
+}
+
+/// 0 = not yet set, 1 = reference, 2 = fused.
+static PATH: AtomicU8 = AtomicU8::new(0);
+static ENV_PATH: OnceLock<LayerPath> = OnceLock::new();
+
+/// The process-wide layer path: `TKS_LAYER_PATH=reference|fused` if set, else fused, unless
+/// [`set_layer_path`] chose one.
+pub fn layer_path() -> LayerPath {
+    match PATH.load(Ordering::Relaxed) {
+        1 => LayerPath::Reference,
+        2 => LayerPath::Fused,
+        _ => *ENV_PATH.get_or_init(|| match std::env::var("TKS_LAYER_PATH").as_deref() {
+            Ok("reference") | Ok("ref") => LayerPath::Reference,
+            _ => LayerPath::Fused,
+        }),
+    }
+}
+
+/// Sets the process-wide layer path (used by `tks bench` to compare both).
+pub fn set_layer_path(path: LayerPath) {
+    PATH.store(
+        match path {
+            LayerPath::Reference => 1,
+            LayerPath::Fused => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether `x` is a non-empty f32 tensor on a Flex device (with or without autodiff).
+pub fn flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32
+        && x.shape().num_elements() > 0
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// The f32 values of a Flex tensor in contiguous row-major order (borrowed when already so).
+pub(crate) fn f32_values(x: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(x.dtype(), DType::F32, "fused layer op: f32 only");
+    match x.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+/// A Flex tensor owning `values` with `shape`.
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// A raw output pointer shared by parallel workers that write disjoint ranges.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr(pub *mut f32);
+// SAFETY: every user writes disjoint index ranges from different threads.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The mutable slice `[start, start + len)`.
+    ///
+    /// # Safety
+    /// The range is in bounds and no other thread touches it while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}

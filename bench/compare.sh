@@ -61,7 +61,7 @@ for cfg in $configs; do
       | tail -n 1 | sed "s/^{/{\"who\": \"sj\", \"cfg\": \"$cfg\", /" >> "$out" || true
   fi
   echo "== $model T=$T B=$batch: tks" >&2
-  RAYON_NUM_THREADS="$threads" "$tks" bench "${common[@]}" --no-compare-lif \
+  RAYON_NUM_THREADS="$threads" "$tks" bench "${common[@]}" --no-compare-lif --no-compare-layers \
     | tail -n 1 | sed "s/^{/{\"who\": \"tks\", \"cfg\": \"$cfg\", /" >> "$out"
 done
 

@@ -18,7 +18,10 @@ impl Drop for Scratch {
 }
 
 fn cifar_dir() -> Scratch {
-    let d = std::env::temp_dir().join(format!("tks-policy-{}", std::process::id()));
+    // One directory per call: the tests of this file run in parallel threads of one process.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tks-policy-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let record = |label: u8, seed: u32| {

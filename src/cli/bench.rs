@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Skip the second measurement with the other LIF path.
     #[arg(long)]
     no_compare_lif: bool,
+    /// Skip the measurement with burn's own pooling and BatchNorm instead of the fused layers.
+    #[arg(long)]
+    no_compare_layers: bool,
     /// Seed of the weights and the random data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -83,6 +86,7 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         c.loss = args.loss.clone();
         c.lif_path = path;
         c.compare_lif = !args.no_compare_lif;
+        c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;
         let result = run(&c)?;
         println!("{}", serde_json::to_string(&result)?);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tks::data::SampleKind;
 use tks::data::events::{Events, Resize, SplitBy, to_frames};
-use tks::data::formats::{aedat2, aedat4, idx, nmnist, npy, prophesee_dat};
+use tks::data::formats::{aedat2, aedat4, idx, mat, nmnist, npy, prophesee_dat};
 
 fn histogram(labels: &[u32]) -> Vec<usize> {
     let mut h = vec![0; 10];
@@ -345,4 +345,188 @@ fn aedat4_sample() {
     );
     assert!(e.t.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(e.t.last().unwrap() - e.t.first().unwrap(), 589_917);
+}
+
+/// ST-MNIST sample (README section 5): one compressed `spiketrain`, 101 × 2346 doubles.
+#[test]
+fn stmnist_mat_sample() {
+    let Some(p) = common::shared_data("events/tonic/sample_stmnist.mat") else {
+        return;
+    };
+    let arrays = mat::mat_from_path(&p).unwrap();
+    assert_eq!(arrays.len(), 1);
+    let a = &arrays[0];
+    assert_eq!(a.name, "spiketrain");
+    assert_eq!(a.dims, vec![101, 2346]);
+    for (j, col) in a.values.chunks_exact(101).enumerate() {
+        let nz = col[..100].iter().filter(|&&v| v != 0.0).count();
+        assert_eq!(nz, 1, "column {j} has {nz} non-zero taxels");
+    }
+    let e = mat::stmnist_events(a).unwrap();
+    assert_eq!(e.len(), 2346);
+    assert_eq!((e.width, e.height), (10, 10));
+    assert!(e.x.iter().chain(&e.y).all(|&c| c <= 9));
+    let (first, last) = (e.t[0], *e.t.last().unwrap());
+    // README gives 0.19663 s and 0.89574 s (5 digits, so ±5 µs); the file holds 196,626 µs
+    assert!(first.abs_diff(196_630) <= 5, "first t {first}");
+    assert!(last.abs_diff(895_740) <= 5, "last t {last}");
+    assert!(e.t.windows(2).all(|w| w[0] <= w[1]), "times rise");
+    // a truncated copy is an error naming the file
+    let b = std::fs::read(&p).unwrap();
+    let err = mat::parse_mat(&b[..b.len() / 2], "half.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("half.mat") && err.contains("byte 128"),
+        "{err}"
+    );
+}
+
+/// `.npz` archives built here (zip written by `npy::write_zip` per the PKWARE APPNOTE, members
+/// per the NumPy format spec), as `np.savez` (stored) and `np.savez_compressed` (deflated) lay
+/// them out: separate `x`, `y`, `t`, `p` arrays and one structured array.
+#[test]
+fn npz_separate_and_structured() {
+    let col = |descr: &str, data: Vec<u8>, n: usize| {
+        npy::write_npy(
+            &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}"),
+            &data,
+        )
+    };
+    let x = col(
+        "<i8",
+        [3i64, 0, 7].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        3,
+    );
+    let y = col(
+        "<u2",
+        [4u16, 9, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        3,
+    );
+    let t = col(
+        "<f8",
+        [100f64, 250.0, 251.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        3,
+    );
+    let p = col("|i1", vec![1, 0xff, 1], 3);
+    let want = Events {
+        x: vec![3, 0, 7],
+        y: vec![4, 9, 0],
+        t: vec![100, 250, 251],
+        p: vec![1, 0, 1],
+        width: 8,
+        height: 10,
+    };
+    for deflate in [false, true] {
+        let z = npy::write_zip(&[
+            ("x.npy", &x, deflate),
+            ("y.npy", &y, deflate),
+            ("t.npy", &t, deflate),
+            ("p.npy", &p, deflate),
+        ]);
+        assert_eq!(npy::parse_npz_events(&z, "s.npz").unwrap(), want);
+    }
+    // one structured member
+    let mut d = Vec::new();
+    for i in 0..3 {
+        d.extend_from_slice(&(want.t[i] as i64).to_le_bytes());
+        d.extend_from_slice(&(want.x[i] as i16).to_le_bytes());
+        d.extend_from_slice(&(want.y[i] as i16).to_le_bytes());
+        d.push(want.p[i]);
+    }
+    let s = npy::write_npy(
+        "{'descr': [('t', '<i8'), ('x', '<i2'), ('y', '<i2'), ('p', '|b1')], 'fortran_order': False, 'shape': (3,), }",
+        &d,
+    );
+    let z = npy::write_zip(&[("arr_0.npy", &s, true)]);
+    assert_eq!(npy::parse_npz_events(&z, "a.npz").unwrap(), want);
+    // unequal lengths, corrupted data and a missing archive are named
+    let short = col("<i8", 5i64.to_le_bytes().to_vec(), 1);
+    let z = npy::write_zip(&[
+        ("x.npy", &short, false),
+        ("y.npy", &y, false),
+        ("t.npy", &t, false),
+        ("p.npy", &p, false),
+    ]);
+    let e = npy::parse_npz_events(&z, "u.npz").unwrap_err().to_string();
+    assert!(e.contains("u.npz") && e.contains("lengths differ"), "{e}");
+    let mut z = npy::write_zip(&[("arr_0.npy", &s, false)]);
+    z[40] ^= 1;
+    let e = npy::parse_npz_events(&z, "c.npz").unwrap_err().to_string();
+    assert!(e.contains("c.npz") && e.contains("CRC-32"), "{e}");
+    let e = npy::parse_npz_events(&s, "n.npz").unwrap_err().to_string();
+    assert!(
+        e.contains("n.npz") && e.contains("end-of-central-directory"),
+        "{e}"
+    );
+}
+
+/// The first `packets` packets of an AEDAT 4 file (LZ4-compressed), with `dataTablePosition`
+/// set to -1 and every packet re-encoded: Zstd (compression 3, by `ruzstd`) when `zstd`, else
+/// kept as LZ4.
+fn aedat4_repack(b: &[u8], packets: usize, zstd: bool) -> Vec<u8> {
+    let rd32 = |o: usize| i32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let hend = 18 + rd32(14) as usize;
+    // IOHeader FlatBuffer: root table, its vtable, fields 0 (compression) and 1 (table position)
+    let table = 18 + rd32(18) as usize;
+    let vt = (table as i64 - rd32(table) as i64) as usize;
+    let field =
+        |k: usize| table + u16::from_le_bytes([b[vt + 4 + 2 * k], b[vt + 5 + 2 * k]]) as usize;
+    let mut out = b[..hend].to_vec();
+    out[field(1)..field(1) + 8].copy_from_slice(&(-1i64).to_le_bytes());
+    if zstd {
+        out[field(0)..field(0) + 4].copy_from_slice(&3i32.to_le_bytes());
+    }
+    let mut pos = hend;
+    for _ in 0..packets {
+        let size = rd32(pos + 4) as usize;
+        let data = &b[pos + 8..pos + 8 + size];
+        let packed = if zstd {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(data), &mut plain)
+                .unwrap();
+            ruzstd::encoding::compress_to_vec(
+                &plain[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            )
+        } else {
+            data.to_vec()
+        };
+        out.extend_from_slice(&b[pos..pos + 4]);
+        out.extend_from_slice(&(packed.len() as i32).to_le_bytes());
+        out.extend_from_slice(&packed);
+        pos += 8 + size;
+    }
+    out
+}
+
+/// AEDAT 4 with Zstd packets: the real sample's header and first 5 packets, decompressed and
+/// re-encoded with `ruzstd` (compression set to 3), must give the same events as the LZ4 original.
+#[test]
+fn aedat4_zstd_packets() {
+    let Some(p) = common::shared_data("events/tonic/sample.aedat4") else {
+        return;
+    };
+    let b = std::fs::read(&p).unwrap();
+    let lz4 = aedat4::parse_aedat4(&aedat4_repack(&b, 5, false), "lz4").unwrap();
+    let z = aedat4_repack(&b, 5, true);
+    let zs = aedat4::parse_aedat4(&z, "zstd.aedat4").unwrap();
+    assert_eq!((lz4.compression, zs.compression), (1, 3));
+    assert_eq!(zs.packets, 5);
+    assert!(!zs.events.is_empty());
+    assert_eq!(zs.events, lz4.events);
+    // a damaged Zstd frame is an error naming the file and packet
+    let hend = 18 + i32::from_le_bytes([z[14], z[15], z[16], z[17]]) as usize;
+    let mut bad = z.clone();
+    bad[hend + 8..hend + 12].copy_from_slice(&[0, 0, 0, 0]);
+    let e = aedat4::parse_aedat4(&bad, "zstd.aedat4")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("zstd.aedat4") && e.contains("packet 0") && e.contains("Zstd"),
+        "{e}"
+    );
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tks::data::events::{Resize, SplitBy, to_frames};
-use tks::data::formats::{aedat2, aedat3, aedat4, cifar, idx, nmnist, npy, prophesee_dat};
+use tks::data::formats::{aedat2, aedat3, aedat4, cifar, idx, mat, nmnist, npy, prophesee_dat};
 
 const ROUNDS: usize = 3000;
 
@@ -275,6 +275,13 @@ fn aedat4_never_panics() {
         let parsed = aedat4::parse_aedat4(&small, "small").unwrap();
         assert!(!parsed.events.is_empty());
         seeds.push(small);
+        // the same packets re-encoded as Zstd (compression 3)
+        let z = aedat4_zstd(&b, 3);
+        assert_eq!(
+            aedat4::parse_aedat4(&z, "zstd").unwrap().events,
+            parsed.events
+        );
+        seeds.push(z);
     }
     run(&seeds, 14, ROUNDS, 6, |b| {
         if let Ok(a) = aedat4::parse_aedat4(b, "fuzz") {
@@ -367,4 +374,133 @@ fn frame_cache_decode_never_panics() {
         let _ = tks::data::cache::decode(b, 3);
         let _ = tks::data::cache::decode(b, usize::MAX / 2);
     });
+}
+
+/// A MAT element with an 8-byte tag, padded to 8 bytes (little-endian).
+fn mat_elem(ty: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = ty.to_le_bytes().to_vec();
+    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    v.extend_from_slice(data);
+    v.resize(v.len() + (8 - data.len() % 8) % 8, 0);
+    v
+}
+
+#[test]
+fn mat_never_panics() {
+    use std::io::Write;
+    // A level-5 file built per the MathWorks spec: 101 × 3 double `spiketrain`, stored plainly
+    // and inside a zlib miCOMPRESSED element.
+    let mut vals = vec![0f64; 303];
+    for j in 0..3 {
+        vals[j * 101 + j * 7] = if j == 1 { -1.0 } else { 1.0 };
+        vals[j * 101 + 100] = 0.2 + j as f64 * 0.1;
+    }
+    let mut m = mat_elem(6, &[6, 0, 0, 0, 0, 0, 0, 0]);
+    m.extend(mat_elem(5, &[101, 0, 0, 0, 3, 0, 0, 0]));
+    m.extend(mat_elem(1, b"spiketrain"));
+    let real: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.extend(mat_elem(9, &real));
+    let matrix = mat_elem(14, &m);
+    let mut header = vec![b' '; 116];
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&[0, 1, b'I', b'M']);
+    let mut plain = header.clone();
+    plain.extend_from_slice(&matrix);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&matrix).unwrap();
+    let z = z.finish().unwrap();
+    let mut compressed = header;
+    compressed.extend_from_slice(&15u32.to_le_bytes());
+    compressed.extend_from_slice(&(z.len() as u32).to_le_bytes());
+    compressed.extend_from_slice(&z);
+    for f in [&plain, &compressed] {
+        let a = mat::parse_mat(f, "seed").unwrap();
+        assert_eq!(mat::stmnist_events(&a[0]).unwrap().len(), 3);
+    }
+    let mut seeds = vec![plain, compressed];
+    if let Some(b) = shared("events/tonic/sample_stmnist.mat") {
+        seeds.push(b);
+    }
+    run(&seeds, 128, ROUNDS, 9, |b| {
+        if let Ok(arrays) = mat::parse_mat(b, "fuzz") {
+            for a in &arrays {
+                if let Ok(e) = mat::stmnist_events(a) {
+                    frames(&e, SplitBy::Number, 2, Resize::None);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn npz_never_panics() {
+    let col = |descr: &str, data: &[u8]| {
+        npy::write_npy(
+            &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2,), }}"),
+            data,
+        )
+    };
+    let x = col("<i4", &[1, 0, 0, 0, 2, 0, 0, 0]);
+    let p = col("|u1", &[1, 0]);
+    let structured = npy::write_npy(
+        "{'descr': [('t', '<i8'), ('x', '<i2'), ('y', '<i2'), ('p', '|b1')], 'fortran_order': False, 'shape': (2,), }",
+        &[0; 26],
+    );
+    let seeds = vec![
+        npy::write_zip(&[
+            ("x.npy", &x, false),
+            ("y.npy", &x, false),
+            ("t.npy", &x, false),
+            ("p.npy", &p, false),
+        ]),
+        npy::write_zip(&[
+            ("x.npy", &x, true),
+            ("y.npy", &x, true),
+            ("t.npy", &x, true),
+            ("p.npy", &p, true),
+        ]),
+        npy::write_zip(&[("arr_0.npy", &structured, true)]),
+        npy::write_zip(&[("arr_0.npy", &structured, false)]),
+    ];
+    for s in &seeds {
+        assert_eq!(npy::parse_npz_events(s, "seed").unwrap().len(), 2);
+    }
+    run(&seeds, 4, ROUNDS * 2, 10, |b| {
+        if let Ok(e) = npy::parse_npz_events(b, "fuzz") {
+            frames(&e, SplitBy::Time, 2, Resize::None);
+        }
+    });
+}
+
+/// The first `packets` packets of the (LZ4) AEDAT 4 sample re-encoded as Zstd with `ruzstd`,
+/// compression set to 3 and `dataTablePosition` to -1.
+fn aedat4_zstd(b: &[u8], packets: usize) -> Vec<u8> {
+    let rd32 = |o: usize| i32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let hend = 18 + rd32(14) as usize;
+    let table = 18 + rd32(18) as usize;
+    let vt = (table as i64 - rd32(table) as i64) as usize;
+    let field =
+        |k: usize| table + u16::from_le_bytes([b[vt + 4 + 2 * k], b[vt + 5 + 2 * k]]) as usize;
+    let mut out = b[..hend].to_vec();
+    out[field(1)..field(1) + 8].copy_from_slice(&(-1i64).to_le_bytes());
+    out[field(0)..field(0) + 4].copy_from_slice(&3i32.to_le_bytes());
+    let mut pos = hend;
+    for _ in 0..packets {
+        let size = rd32(pos + 4) as usize;
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut lz4_flex::frame::FrameDecoder::new(&b[pos + 8..pos + 8 + size]),
+            &mut plain,
+        )
+        .unwrap();
+        let packed = ruzstd::encoding::compress_to_vec(
+            &plain[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        out.extend_from_slice(&b[pos..pos + 4]);
+        out.extend_from_slice(&(packed.len() as i32).to_le_bytes());
+        out.extend_from_slice(&packed);
+        pos += 8 + size;
+    }
+    out
 }

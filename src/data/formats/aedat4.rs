@@ -1,10 +1,11 @@
 //! AEDAT 4.0 files (iniVation DV), polarity events only.
 //!
 //! Layout: `#!AER-DAT4.0\r\n`, i32 LE header length, an `IOHE` FlatBuffer (`IOHeader`:
-//! field 0 `compression` i32 — 0 none, 1 LZ4, 2 LZ4 high, 3/4 Zstd (not supported here);
+//! field 0 `compression` i32 — 0 none, 1 LZ4, 2 LZ4 high, 3 Zstd, 4 Zstd high;
 //! field 1 `dataTablePosition` i64; field 2 `infoNode` XML string). Then packets until
 //! `dataTablePosition` (or the end of the file when it is -1): i32 LE stream id, i32 LE size,
-//! that many bytes (an LZ4 frame when compressed) holding a size-prefixed FlatBuffer with a
+//! that many bytes (an LZ4 or Zstd frame when compressed; Zstd is decoded by `ruzstd`) holding
+//! a size-prefixed FlatBuffer with a
 //! 4-byte identifier. Only `EVTS` packets are read (`EventPacket`, field 0 a vector of 16-byte
 //! structs `{i64 t (µs), i16 x, i16 y, bool on, 3 pad}`); other packets (`IMUS`, `TRIG`,
 //! `FRME`) are skipped. The FlatBuffers are read by hand.
@@ -27,7 +28,7 @@ pub const MAX_PACKET: u64 = 256 << 20;
 /// A parsed AEDAT 4 file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aedat4 {
-    /// Compression of the packets (0 none, 1/2 LZ4).
+    /// Compression of the packets (0 none, 1/2 LZ4, 3/4 Zstd).
     pub compression: i32,
     /// Offset of the packet table, -1 when absent.
     pub data_table_position: i64,
@@ -125,9 +126,9 @@ pub fn parse_aedat4(bytes: &[u8], name: &str) -> Result<Aedat4, DataError> {
         }
         None => String::new(),
     };
-    if !(0..=2).contains(&compression) {
+    if !(0..=4).contains(&compression) {
         return Err(hdr_err(&format!(
-            "compression {compression} not supported (0 none, 1/2 LZ4)"
+            "compression {compression} not supported (0 none, 1/2 LZ4, 3/4 Zstd)"
         )));
     }
     let end = if data_table_position < 0 {
@@ -165,10 +166,18 @@ pub fn parse_aedat4(bytes: &[u8], name: &str) -> Result<Aedat4, DataError> {
             data
         } else {
             unpacked.clear();
-            lz4_flex::frame::FrameDecoder::new(data)
-                .take(MAX_PACKET + 1)
-                .read_to_end(&mut unpacked)
-                .map_err(|e| at(format!("LZ4 frame: {e}")))?;
+            if compression <= 2 {
+                lz4_flex::frame::FrameDecoder::new(data)
+                    .take(MAX_PACKET + 1)
+                    .read_to_end(&mut unpacked)
+                    .map_err(|e| at(format!("LZ4 frame: {e}")))?;
+            } else {
+                ruzstd::decoding::StreamingDecoder::new(data)
+                    .map_err(|e| at(format!("Zstd frame header: {e}")))?
+                    .take(MAX_PACKET + 1)
+                    .read_to_end(&mut unpacked)
+                    .map_err(|e| at(format!("Zstd frame: {e}")))?;
+            }
             if unpacked.len() as u64 > MAX_PACKET {
                 return Err(at(format!(
                     "packet decompresses to more than {MAX_PACKET} bytes"

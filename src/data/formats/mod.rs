@@ -10,15 +10,17 @@
 //! * [`aedat2`] — jAER AEDAT 2.0 (DVS128 / CIFAR10-DVS address layouts).
 //! * [`prophesee_dat`] — Prophesee/Chronocam `.dat` (N-CARS).
 //! * [`npy`] — NumPy `.npy` event arrays.
-//! * [`aedat4`] — AEDAT 4.0 polarity events (LZ4 or uncompressed packets).
+//! * [`aedat4`] — AEDAT 4.0 polarity events (uncompressed, LZ4 or Zstd packets).
 //! * [`aedat3`] — AEDAT 3.1 polarity events and DVS128 Gesture label files.
 //! * [`cifar`] — CIFAR-10 / CIFAR-100 binary batches.
+//! * [`mat`] — MATLAB level-5 MAT-files (numeric arrays; ST-MNIST `spiketrain`).
 
 pub mod aedat2;
 pub mod aedat3;
 pub mod aedat4;
 pub mod cifar;
 pub mod idx;
+pub mod mat;
 pub mod nmnist;
 pub mod npy;
 pub mod prophesee_dat;

@@ -13,7 +13,11 @@
 //! order. `x`, `y` must be integers in `0..=65535`; `p` is 0 or -1 (OFF) or 1 (ON) (`true` is
 //! ON); `t` (µs) must be finite and ≥ 0, floats are truncated. The sensor size is the largest
 //! coordinate + 1.
+//!
+//! `.npz` archives (zip, members stored or deflated) are read by [`parse_npz_events`] with a small
+//! built-in zip reader ([`zip_members`]).
 
+use std::io::Read;
 use std::path::Path;
 
 use super::{le_u16, le_u32, malformed, path_name, read_file};
@@ -204,8 +208,25 @@ impl LitParser<'_> {
 /// Where each of x, y, t, p sits: byte offset within a record and type.
 type Columns = [(usize, Scalar); 4];
 
-/// Parses a `.npy` event array.
-pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
+/// A parsed `.npy` header: the dict items, `fortran_order`, `shape` and where the data starts.
+struct Header {
+    items: Vec<(Lit, Lit)>,
+    fortran: bool,
+    shape: Vec<usize>,
+    hstart: usize,
+    hend: usize,
+}
+
+impl Header {
+    fn get(&self, k: &str) -> Option<&Lit> {
+        self.items
+            .iter()
+            .find(|(key, _)| *key == Lit::Str(k.into()))
+            .map(|(_, v)| v)
+    }
+}
+
+fn parse_header(bytes: &[u8], name: &str) -> Result<Header, DataError> {
     if !bytes.starts_with(MAGIC) {
         return Err(malformed(name, "byte 0", "missing the `\\x93NUMPY` magic"));
     }
@@ -247,17 +268,18 @@ pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
     let Lit::Dict(items) = lit else {
         return Err(hdr_err("header is not a dict".into()));
     };
-    let get = |k: &str| {
-        items
-            .iter()
-            .find(|(key, _)| *key == Lit::Str(k.into()))
-            .map(|(_, v)| v)
+    let mut h = Header {
+        items,
+        fortran: false,
+        shape: Vec::new(),
+        hstart,
+        hend,
     };
-    let fortran = match get("fortran_order") {
+    h.fortran = match h.get("fortran_order") {
         Some(Lit::Bool(b)) => *b,
         _ => return Err(hdr_err("missing or bad `fortran_order`".into())),
     };
-    let shape: Vec<usize> = match get("shape") {
+    h.shape = match h.get("shape") {
         Some(Lit::Seq(v)) => v
             .iter()
             .map(|d| match d {
@@ -267,6 +289,83 @@ pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
             .collect::<Result<_, _>>()?,
         _ => return Err(hdr_err("missing or bad `shape`".into())),
     };
+    Ok(h)
+}
+
+/// Checks one `(x, y, t, p)` record and appends it; `mx`/`my` track the largest coordinates.
+fn push_record(
+    ev: &mut Events,
+    v: [f64; 4],
+    name: &str,
+    i: usize,
+    mx: &mut u16,
+    my: &mut u16,
+) -> Result<(), DataError> {
+    let bad = |what: String| malformed(name, format!("record {i}"), what);
+    let coord = |c: f64, axis: &str| {
+        if c.is_finite() && c.fract() == 0.0 && (0.0..=65535.0).contains(&c) {
+            Ok(c as u16)
+        } else {
+            Err(bad(format!("{axis} = {c} is not an integer in 0..=65535")))
+        }
+    };
+    let (x, y) = (coord(v[0], "x")?, coord(v[1], "y")?);
+    if !(v[2].is_finite() && v[2] >= 0.0) {
+        return Err(bad(format!("t = {} is not a finite time >= 0", v[2])));
+    }
+    let p = match v[3] {
+        1.0 => 1,
+        0.0 | -1.0 => 0,
+        o => return Err(bad(format!("p = {o}, expected 0, -1 or 1"))),
+    };
+    *mx = (*mx).max(x);
+    *my = (*my).max(y);
+    ev.push(x, y, v[2] as u64, p);
+    Ok(())
+}
+
+/// Parses a 1-D (or single-column) plain numeric `.npy` array as f64 values.
+pub fn parse_npy_column(bytes: &[u8], name: &str) -> Result<Vec<f64>, DataError> {
+    let h = parse_header(bytes, name)?;
+    let (hstart, hend) = (h.hstart, h.hend);
+    let hdr_err = |what: String| malformed(name, format!("header (bytes {hstart}..{hend})"), what);
+    let sc = match h.get("descr") {
+        Some(Lit::Str(s)) => Scalar::parse(s)
+            .filter(|s| s.kind != b'V')
+            .ok_or_else(|| hdr_err(format!("element type `{s}` not supported")))?,
+        _ => return Err(hdr_err("a column must have a plain numeric `descr`".into())),
+    };
+    let n = match h.shape[..] {
+        [n] | [n, 1] | [1, n] => n,
+        _ => {
+            return Err(hdr_err(format!(
+                "a column must be 1-D, found shape {:?}",
+                h.shape
+            )));
+        }
+    };
+    let body = &bytes[hend..];
+    if n.checked_mul(sc.size) != Some(body.len()) {
+        return Err(malformed(
+            name,
+            format!("byte {hend}"),
+            format!(
+                "{n} values of {} bytes do not match the {} data bytes",
+                sc.size,
+                body.len()
+            ),
+        ));
+    }
+    Ok(body.chunks_exact(sc.size).map(|b| sc.read(b)).collect())
+}
+
+/// Parses a `.npy` event array.
+pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
+    let h = parse_header(bytes, name)?;
+    let (hstart, hend, fortran) = (h.hstart, h.hend, h.fortran);
+    let shape = h.shape.clone();
+    let get = |k: &str| h.get(k);
+    let hdr_err = |what: String| malformed(name, format!("header (bytes {hstart}..{hend})"), what);
     let body = &bytes[hend..];
     // (number of records, record size in bytes, column positions, column-major flag)
     let (n, rec, cols, col_major): (usize, usize, Columns, bool) = match get("descr") {
@@ -359,26 +458,7 @@ pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
             };
             v[k] = sc.read(&body[at..]);
         }
-        let bad = |what: String| malformed(name, format!("record {i}"), what);
-        let coord = |c: f64, axis: &str| {
-            if c.is_finite() && c.fract() == 0.0 && (0.0..=65535.0).contains(&c) {
-                Ok(c as u16)
-            } else {
-                Err(bad(format!("{axis} = {c} is not an integer in 0..=65535")))
-            }
-        };
-        let (x, y) = (coord(v[0], "x")?, coord(v[1], "y")?);
-        if !(v[2].is_finite() && v[2] >= 0.0) {
-            return Err(bad(format!("t = {} is not a finite time >= 0", v[2])));
-        }
-        let p = match v[3] {
-            1.0 => 1,
-            0.0 | -1.0 => 0,
-            o => return Err(bad(format!("p = {o}, expected 0, -1 or 1"))),
-        };
-        mx = mx.max(x);
-        my = my.max(y);
-        ev.push(x, y, v[2] as u64, p);
+        push_record(&mut ev, v, name, i, &mut mx, &mut my)?;
     }
     if n > 0 {
         ev.width = mx.saturating_add(1);
@@ -390,6 +470,248 @@ pub fn parse_npy_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
 /// [`parse_npy_events`] on a file.
 pub fn npy_from_path(path: &Path) -> Result<Events, DataError> {
     parse_npy_events(&read_file(path)?, &path_name(path))
+}
+
+/// Largest decompressed `.npz` member accepted (bytes).
+pub const MAX_NPZ_MEMBER: u64 = 1 << 30;
+
+/// The members of a zip archive (`.npz`): `(name, decompressed bytes)`, in central-directory
+/// order. Reads the end-of-central-directory record, the central directory and each local
+/// header; members must be stored (method 0) or deflated (8), and their CRC-32 and sizes must
+/// match. Zip64 archives and encrypted members are not supported.
+pub fn zip_members(bytes: &[u8], name: &str) -> Result<Vec<(String, Vec<u8>)>, DataError> {
+    const EOCD: u32 = 0x0605_4b50;
+    // the EOCD record is 22 bytes plus a comment of at most 65535 bytes
+    let lo = bytes.len().saturating_sub(22 + 0xffff);
+    let eocd = (lo..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| le_u32(bytes, i) == Some(EOCD))
+        .ok_or_else(|| {
+            malformed(
+                name,
+                format!("byte {}", bytes.len()),
+                "no zip end-of-central-directory record",
+            )
+        })?;
+    let at_eocd = |what: String| malformed(name, format!("byte {eocd} (end of directory)"), what);
+    let count = le_u16(bytes, eocd + 10).unwrap_or(0) as usize;
+    let cd_size = le_u32(bytes, eocd + 12).unwrap_or(0) as usize;
+    let cd_off = le_u32(bytes, eocd + 16).unwrap_or(0) as usize;
+    if count == 0xffff || cd_off == 0xffff_ffff {
+        return Err(at_eocd("zip64 archives are not supported".into()));
+    }
+    if cd_off.checked_add(cd_size).is_none_or(|e| e > eocd) {
+        return Err(at_eocd(format!(
+            "central directory ({cd_size} bytes at {cd_off}) runs past the end record"
+        )));
+    }
+    // each central entry takes at least 46 bytes
+    if count.saturating_mul(46) > cd_size {
+        return Err(at_eocd(format!(
+            "{count} entries cannot fit a {cd_size}-byte central directory"
+        )));
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut pos = cd_off;
+    for k in 0..count {
+        let at = |what: String| malformed(name, format!("zip entry {k} (byte {pos})"), what);
+        if le_u32(bytes, pos) != Some(0x0201_4b50) || pos + 46 > eocd {
+            return Err(at("central directory entry signature missing".into()));
+        }
+        let flags = le_u16(bytes, pos + 8).unwrap_or(0);
+        let method = le_u16(bytes, pos + 10).unwrap_or(0);
+        let crc = le_u32(bytes, pos + 16).unwrap_or(0);
+        let csize = le_u32(bytes, pos + 20).unwrap_or(0) as usize;
+        let usize_ = le_u32(bytes, pos + 24).unwrap_or(0) as u64;
+        let nlen = le_u16(bytes, pos + 28).unwrap_or(0) as usize;
+        let xlen = le_u16(bytes, pos + 30).unwrap_or(0) as usize;
+        let clen = le_u16(bytes, pos + 32).unwrap_or(0) as usize;
+        let loff = le_u32(bytes, pos + 42).unwrap_or(0) as usize;
+        let mname = bytes
+            .get(pos + 46..pos + 46 + nlen)
+            .filter(|_| pos + 46 + nlen <= eocd)
+            .ok_or_else(|| at("entry name runs past the directory".into()))?;
+        let mname = String::from_utf8_lossy(mname).into_owned();
+        let at = |what: String| {
+            malformed(
+                name,
+                format!("zip member `{mname}` (entry at byte {pos})"),
+                what,
+            )
+        };
+        if flags & 1 != 0 {
+            return Err(at("encrypted members are not supported".into()));
+        }
+        if csize == 0xffff_ffff || usize_ == 0xffff_ffff || loff == 0xffff_ffff {
+            return Err(at("zip64 members are not supported".into()));
+        }
+        if usize_ > MAX_NPZ_MEMBER {
+            return Err(at(format!(
+                "declared size {usize_} exceeds {MAX_NPZ_MEMBER} bytes"
+            )));
+        }
+        if le_u32(bytes, loff) != Some(0x0403_4b50) {
+            return Err(at(format!("no local file header at byte {loff}")));
+        }
+        let lname = le_u16(bytes, loff + 26).unwrap_or(0) as usize;
+        let lextra = le_u16(bytes, loff + 28).unwrap_or(0) as usize;
+        let dstart = loff + 30 + lname + lextra;
+        let data = dstart
+            .checked_add(csize)
+            .and_then(|e| bytes.get(dstart..e))
+            .ok_or_else(|| {
+                at(format!(
+                    "{csize} compressed bytes at byte {dstart} run past the end"
+                ))
+            })?;
+        let content = match method {
+            0 => data.to_vec(),
+            8 => {
+                let mut v = Vec::new();
+                flate2::read::DeflateDecoder::new(data)
+                    .take(usize_ + 1)
+                    .read_to_end(&mut v)
+                    .map_err(|e| at(format!("deflate stream: {e}")))?;
+                v
+            }
+            m => return Err(at(format!("compression method {m} not supported (0, 8)"))),
+        };
+        if content.len() as u64 != usize_ {
+            return Err(at(format!(
+                "holds {} bytes, the directory says {usize_}",
+                content.len()
+            )));
+        }
+        let mut c = flate2::Crc::new();
+        c.update(&content);
+        if c.sum() != crc {
+            return Err(at(format!(
+                "CRC-32 {:08x}, the directory says {crc:08x}",
+                c.sum()
+            )));
+        }
+        out.push((mname, content));
+        pos += 46 + nlen + xlen + clen;
+    }
+    Ok(out)
+}
+
+/// Parses a NumPy `.npz` archive of events: either one member holding an event array (see
+/// [`parse_npy_events`]) or separate 1-D members `x`, `y`, `t` (or `ts`, `timestamp`) and `p`
+/// (or `pol`, `polarity`) of equal length (other members ignored).
+pub fn parse_npz_events(bytes: &[u8], name: &str) -> Result<Events, DataError> {
+    let members = zip_members(bytes, name)?;
+    let key = |m: &str| m.strip_suffix(".npy").unwrap_or(m).to_string();
+    let find = |names: &[&str]| {
+        members
+            .iter()
+            .find(|(m, _)| names.contains(&key(m).as_str()))
+    };
+    let cols = [
+        find(&["x"]),
+        find(&["y"]),
+        find(&["t", "ts", "timestamp"]),
+        find(&["p", "pol", "polarity"]),
+    ];
+    if cols.iter().all(Option::is_some) {
+        let mut vals: [Vec<f64>; 4] = Default::default();
+        for (slot, (m, b)) in vals.iter_mut().zip(cols.into_iter().flatten()) {
+            *slot = parse_npy_column(b, &format!("{name}:{m}"))?;
+        }
+        let n = vals[0].len();
+        if vals.iter().any(|v| v.len() != n) {
+            return Err(malformed(
+                name,
+                "members x, y, t, p",
+                format!(
+                    "lengths differ: {:?}",
+                    vals.iter().map(Vec::len).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        let mut ev = Events::with_capacity(0, 0, n);
+        let (mut mx, mut my) = (0u16, 0u16);
+        let [xs, ys, ts, ps] = &vals;
+        for (i, (((&x, &y), &t), &p)) in xs.iter().zip(ys).zip(ts).zip(ps).enumerate() {
+            let v = [x, y, t, p];
+            push_record(&mut ev, v, name, i, &mut mx, &mut my)?;
+        }
+        if n > 0 {
+            ev.width = mx.saturating_add(1);
+            ev.height = my.saturating_add(1);
+        }
+        return Ok(ev);
+    }
+    match &members[..] {
+        [(m, b)] => parse_npy_events(b, &format!("{name}:{m}")),
+        _ => Err(malformed(
+            name,
+            "zip directory",
+            format!(
+                "expected one event array or members x, y, t, p; found {:?}",
+                members.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>()
+            ),
+        )),
+    }
+}
+
+/// [`parse_npz_events`] on a file.
+pub fn npz_from_path(path: &Path) -> Result<Events, DataError> {
+    parse_npz_events(&read_file(path)?, &path_name(path))
+}
+
+/// Writes a zip archive of `(name, data, deflate)` members (local headers, central directory,
+/// end record), as `np.savez` / `np.savez_compressed` do. For tests and fixtures.
+pub fn write_zip(members: &[(&str, &[u8], bool)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    for &(mname, data, deflate) in members {
+        let mut c = flate2::Crc::new();
+        c.update(data);
+        let stored = if deflate {
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).expect("write to Vec");
+            e.finish().expect("write to Vec")
+        } else {
+            data.to_vec()
+        };
+        let method: u16 = if deflate { 8 } else { 0 };
+        let off = out.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            v.extend_from_slice(&0u16.to_le_bytes()); // flags
+            v.extend_from_slice(&method.to_le_bytes());
+            v.extend_from_slice(&[0, 0, 0x21, 0]); // time, date (1980-01-01)
+            v.extend_from_slice(&c.sum().to_le_bytes());
+            v.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(mname.len() as u16).to_le_bytes());
+            v.extend_from_slice(&0u16.to_le_bytes()); // extra length
+        };
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend_from_slice(mname.as_bytes());
+        out.extend_from_slice(&stored);
+        cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        cd.extend_from_slice(&20u16.to_le_bytes()); // version made by
+        common(&mut cd);
+        cd.extend_from_slice(&[0; 6]); // comment length, disk, internal attrs
+        cd.extend_from_slice(&0u32.to_le_bytes()); // external attrs
+        cd.extend_from_slice(&off.to_le_bytes());
+        cd.extend_from_slice(mname.as_bytes());
+    }
+    let cd_off = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
 }
 
 /// Writes a version-1.0 `.npy` file around `header_dict` and `data` (header padded with spaces to

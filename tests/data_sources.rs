@@ -423,6 +423,77 @@ fn image_folder_layouts_and_bad_images() {
         e.contains("image_class_labels.txt") && e.contains("image id 1"),
         "{e}"
     );
+    // Stanford Dogs text lists, images under Images/
+    let dogs = scratch("folder-dogs");
+    let (mut tr, mut te) = (String::new(), String::new());
+    for (k, class) in ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::create_dir_all(dogs.join("Images").join(class)).unwrap();
+        for i in 0..3u8 {
+            let rel = format!("{class}/{}_{i}.png", &class[..9]);
+            write_image(&dogs.join("Images").join(&rel), 4, 4, [i * 60, k as u8, 0]);
+            let list = if i < 2 { &mut tr } else { &mut te };
+            list.push_str(&format!("{rel}\n"));
+        }
+    }
+    std::fs::write(dogs.join("train_list.txt"), tr).unwrap();
+    std::fs::write(dogs.join("test_list.txt"), te).unwrap();
+    let mut c = config(format!("folder:{}", dogs.display()), &dogs);
+    c.image_size = 4;
+    let s = load(&c, 1).unwrap();
+    assert_eq!(
+        (s.train.len(), s.test.len(), s.train.num_classes),
+        (4, 2, 2)
+    );
+    assert_eq!(
+        (s.train.labels.clone(), s.test.labels.clone()),
+        (vec![0, 0, 1, 1], vec![0, 1])
+    );
+    std::fs::write(dogs.join("test_list.txt"), "no_slash.png\n").unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(e.contains("test_list.txt") && e.contains("line 1"), "{e}");
+    // only the MAT lists: a clear message
+    std::fs::remove_file(dogs.join("test_list.txt")).unwrap();
+    std::fs::write(dogs.join("train_list.mat"), b"MATLAB").unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(e.contains("train_list.txt"), "{e}");
+
+    // Stanford Cars CSV exports (header optional, 1-based classes)
+    let cars = scratch("folder-cars");
+    for d in ["cars_train", "cars_test"] {
+        std::fs::create_dir_all(cars.join(d)).unwrap();
+    }
+    let mut tr = String::from("filename,x1,y1,x2,y2,class\n");
+    let mut te = String::new();
+    for i in 0..5u8 {
+        let (d, list) = if i < 3 {
+            ("cars_train", &mut tr)
+        } else {
+            ("cars_test", &mut te)
+        };
+        let f = format!("{:05}.png", i + 1);
+        write_image(&cars.join(d).join(&f), 4, 4, [0, i * 50, 0]);
+        list.push_str(&format!("{f},0,0,3,3,{}\n", 1 + i % 2));
+    }
+    std::fs::write(cars.join("anno_train.csv"), tr).unwrap();
+    std::fs::write(cars.join("anno_test.csv"), te).unwrap();
+    let mut c = config(format!("folder:{}", cars.display()), &cars);
+    c.image_size = 4;
+    let s = load(&c, 1).unwrap();
+    assert_eq!(
+        (s.train.len(), s.test.len(), s.train.num_classes),
+        (3, 2, 2)
+    );
+    assert_eq!(
+        (s.train.labels.clone(), s.test.labels.clone()),
+        (vec![0, 1, 0], vec![1, 0])
+    );
+    std::fs::write(cars.join("anno_test.csv"), "00004.png,0,0,3,3,0\n").unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(e.contains("anno_test.csv") && e.contains("line 1"), "{e}");
+
     // empty directory
     let empty = scratch("folder-empty");
     let e = load(&config(format!("folder:{}", empty.display()), &empty), 1)

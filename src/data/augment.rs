@@ -12,6 +12,11 @@
 //! * `cutout = L` — one `L × L` square (clipped at the border) set to zero, centre uniform over
 //!   the image (DeVries & Taylor 2017).
 //!
+//! * `random_erasing = p` — static images only, last of all (on the stored, normalised values):
+//!   with probability `p` one rectangle of area fraction uniform in `[0.02, 1/3]` and aspect
+//!   ratio log-uniform in `[0.3, 3.3]` (up to 10 attempts to fit) is filled with per-pixel
+//!   standard normal noise — timm `RandomErasing(p, mode='pixel', max_count=1)`.
+//!
 //! With `nda = true` each sample gets one of the enabled geometric transforms (roll, rotate,
 //! shear, cutout) chosen uniformly — NDA's (Li et al., ECCV 2022) "one of" policy; the flip is
 //! still drawn independently. Rotation and shear resample with nearest neighbour, zero fill.
@@ -51,6 +56,8 @@ pub struct AugmentConfig {
     /// An augmentation policy for static images: `""` (none), `"cifar10_autoaugment"`, or a
     /// timm RandAugment string such as `"rand-m9-mstd0.5-inc1"` (TKS's CIFAR recipe).
     pub policy: String,
+    /// Random-erasing probability (timm `RandomErasing`, mode `pixel`). 0 = off.
+    pub random_erasing: f64,
     /// Per-channel `(mean, std)` the stored values were normalised with (set by the loader,
     /// not configurable), so the policy sees `[0, 1]` pixels.
     #[serde(skip)]
@@ -69,12 +76,14 @@ impl AugmentConfig {
             || self.rotate > 0.0
             || self.shear > 0.0
             || !self.policy.is_empty()
+            || self.random_erasing > 0.0
     }
 
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("data.augment.rotate", self.rotate, 0.0, 180.0)?;
         check_range("data.augment.shear", self.shear, 0.0, 10.0)?;
+        check_range("data.augment.random_erasing", self.random_erasing, 0.0, 1.0)?;
         if !POLICIES.contains(&self.policy.as_str())
             && super::autoaugment::RandAugment::parse(&self.policy).is_none()
         {
@@ -189,7 +198,48 @@ impl AugmentConfig {
                 }
             }
         }
+        if !events && frames == 1 && self.random_erasing > 0.0 {
+            random_erase(values, shape, self.random_erasing, rng);
+        }
     }
+}
+
+/// timm `RandomErasing(probability=p, mode='pixel', max_count=1)` on one `[C, H, W]` image:
+/// with probability `p`, one rectangle (area fraction in `[0.02, 1/3]`, log-uniform aspect
+/// ratio in `[0.3, 3.3]`, up to 10 attempts) filled with per-pixel `N(0, 1)` noise.
+fn random_erase(values: &mut [f32], shape: [usize; 3], p: f64, rng: &mut StdRng) {
+    let [c, h, w] = shape;
+    if rng.random::<f64>() >= p {
+        return;
+    }
+    let area = (h * w) as f64;
+    let (lo, hi) = (0.3f64.ln(), 3.3f64.ln());
+    for _ in 0..10 {
+        let target = rng.random_range(0.02..=1.0 / 3.0) * area;
+        let aspect = rng.random_range(lo..=hi).exp();
+        let eh = (target * aspect).sqrt().round() as usize;
+        let ew = (target / aspect).sqrt().round() as usize;
+        if ew < w && eh < h {
+            let top = rng.random_range(0..=h - eh);
+            let left = rng.random_range(0..=w - ew);
+            for ch in 0..c {
+                for y in top..top + eh {
+                    let row = ch * h * w + y * w;
+                    for v in &mut values[row + left..row + left + ew] {
+                        *v = normal(rng);
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// One standard normal draw (Box–Muller).
+fn normal(rng: &mut StdRng) -> f32 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+    let u2: f64 = rng.random();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
 impl AugmentConfig {
@@ -339,5 +389,66 @@ mod tests {
         let mut s = r.to_vec();
         s.sort_by(f32::total_cmp);
         assert_eq!(s, sq);
+    }
+
+    #[test]
+    fn random_erasing_rectangle_and_determinism() {
+        let img = vec![100.0f32; 3 * 16 * 16];
+        let off = AugmentConfig {
+            random_erasing: 0.0,
+            ..Default::default()
+        };
+        assert!(!off.is_active());
+        let mut v = img.clone();
+        off.apply(
+            &mut v,
+            1,
+            [3, 16, 16],
+            false,
+            &mut AugmentConfig::rng(1, 0, 0),
+        );
+        assert_eq!(v, img);
+        let on = AugmentConfig {
+            random_erasing: 1.0,
+            ..Default::default()
+        };
+        assert!(on.is_active() && on.validate().is_ok());
+        let run = |i| {
+            let mut v = img.clone();
+            on.apply(
+                &mut v,
+                1,
+                [3, 16, 16],
+                false,
+                &mut AugmentConfig::rng(4, 1, i),
+            );
+            v
+        };
+        for i in 0..20 {
+            let v = run(i);
+            assert_eq!(v, run(i));
+            // changed pixels: the same bounding box in each channel, filled completely
+            let changed: Vec<usize> = (0..v.len()).filter(|&k| v[k] != 100.0).collect();
+            assert!(!changed.is_empty());
+            let (mut y0, mut y1, mut x0, mut x1) = (16, 0, 16, 0);
+            for &k in &changed {
+                let (y, x) = ((k % 256) / 16, k % 16);
+                (y0, y1, x0, x1) = (y0.min(y), y1.max(y), x0.min(x), x1.max(x));
+            }
+            let rect = (y1 - y0 + 1) * (x1 - x0 + 1);
+            assert_eq!(changed.len(), 3 * rect, "seed {i}");
+            let frac = rect as f64 / 256.0;
+            assert!((0.01..=0.4).contains(&frac), "{frac}");
+            assert!(
+                v.iter()
+                    .all(|x| x.is_finite() && (*x == 100.0 || x.abs() < 10.0))
+            );
+        }
+        assert!((0..5).any(|i| run(i) != run(i + 1)));
+        let bad = AugmentConfig {
+            random_erasing: 1.5,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
     }
 }

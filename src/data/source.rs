@@ -8,7 +8,7 @@
 //! | `mnist:`, `fashion:`, `kmnist:` | the 4 IDX files (`train-images-idx3-ubyte[.gz]`, …) | official |
 //! | `cifar10:` | `data_batch_{1..5}.bin`, `test_batch.bin` (or their `cifar-10-batches-bin/`) | official |
 //! | `cifar100:` | `train.bin`, `test.bin` (or `cifar-100-binary/`), fine labels | official |
-//! | `folder:` | `train/<class>/*.{jpg,png}` + `val/` or `test/`; or CUB-200-2011 lists; or `<class>/*` | official / lists / seeded 9:1 |
+//! | `folder:` | `train/<class>/*.{jpg,png}` + `val/` or `test/`; or CUB-200-2011 lists; or Stanford Dogs `train_list.txt`/`test_list.txt` + `Images/`; or Stanford Cars `anno_train.csv`/`anno_test.csv` + `cars_train/`, `cars_test/`; or `<class>/*` | official / lists / seeded 9:1 |
 //! | `nmnist:` | `train1K.txt` + `test100.txt` + `<id>.bs2` (SLAYER's NMNISTsmall), or `Train/<digit>/*.bin` + `Test/…` | official |
 //! | `cifar10dvs:` | `<class>/*.aedat` (AEDAT 2.0) | seeded per-class 9:1 |
 //! | `ncaltech101:` | `<class>/*.bin` (40-bit ATIS, shifted to the origin as tonic does, 240×180; events beyond are skipped) | seeded per-class 9:1 |
@@ -716,6 +716,26 @@ fn load_folder(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     if root.join("images.txt").is_file() && root.join("train_test_split.txt").is_file() {
         return load_cub(root, c);
     }
+    if root.join("train_list.txt").is_file() && root.join("test_list.txt").is_file() {
+        return load_dogs(root, c);
+    }
+    if root.join("anno_train.csv").is_file() && root.join("anno_test.csv").is_file() {
+        return load_cars(root, c);
+    }
+    for (mat, txt) in [
+        ("train_list.mat", "train_list.txt/test_list.txt"),
+        (
+            "devkit/cars_train_annos.mat",
+            "anno_train.csv/anno_test.csv",
+        ),
+    ] {
+        if root.join(mat).is_file() {
+            return Err(not_found(
+                &root.join(mat),
+                &format!("MAT split lists are not read; export them as {txt}"),
+            ));
+        }
+    }
     let (classes, items) = class_files(root, &IMAGE_EXTS)?;
     let labels: Vec<u32> = items.iter().map(|(_, l)| *l).collect();
     let (tr, te) = stratified_split(&labels, c.split_ratio, c.split_seed);
@@ -804,6 +824,111 @@ fn load_cub(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
         train: image_dataset(name("train"), &train, num_classes, c)?,
         test: image_dataset(name("test"), &test, num_classes, c)?,
     })
+}
+
+/// The items of a split list, limited, and the two datasets.
+fn listed_split(
+    root: &Path,
+    c: &DataConfig,
+    mut train: Vec<(PathBuf, u32)>,
+    mut test: Vec<(PathBuf, u32)>,
+    num_classes: usize,
+    list: &str,
+) -> Result<Split, DataError> {
+    if c.limit > 0 {
+        train.truncate(c.limit);
+        test.truncate(c.limit);
+    }
+    if train.is_empty() {
+        return Err(empty_dir(root, &format!("training images in {list}")));
+    }
+    let name = |w: &str| format!("folder:{}/{w}", root.display());
+    Ok(Split {
+        train: image_dataset(name("train"), &train, num_classes, c)?,
+        test: image_dataset(name("test"), &test, num_classes, c)?,
+    })
+}
+
+/// Stanford Dogs, text exports of the official lists: `train_list.txt` / `test_list.txt` with
+/// lines `n02085620-Chihuahua/n02085620_5927.jpg`, images under `Images/`. Classes are the
+/// sorted class folders named in the lists (the official 1-based labels follow that order).
+fn load_dogs(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
+    let read = |name: &str| -> Result<Vec<(String, String)>, DataError> {
+        let path = root.join(name);
+        let text = String::from_utf8_lossy(&read_file(&path)?).into_owned();
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((class, _)) = line.split_once('/') else {
+                return Err(DataError::Malformed {
+                    path: path.clone(),
+                    location: format!("line {}", n + 1),
+                    what: format!("expected `<class>/<file>`, found `{line}`"),
+                });
+            };
+            out.push((class.to_string(), line.to_string()));
+        }
+        Ok(out)
+    };
+    let (train, test) = (read("train_list.txt")?, read("test_list.txt")?);
+    let mut classes: Vec<&str> = train.iter().chain(&test).map(|(k, _)| k.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let items = |v: &[(String, String)]| -> Vec<(PathBuf, u32)> {
+        v.iter()
+            .map(|(k, rel)| {
+                let label = classes.binary_search(&k.as_str()).unwrap_or(0) as u32;
+                (root.join("Images").join(rel), label)
+            })
+            .collect()
+    };
+    let (tr, te) = (items(&train), items(&test));
+    listed_split(root, c, tr, te, classes.len(), "train_list.txt")
+}
+
+/// Stanford Cars, CSV exports of the devkit annotations: `anno_train.csv` / `anno_test.csv`
+/// with lines `filename,x1,y1,x2,y2,class` (class 1-based; an optional header line is
+/// skipped; the box is ignored), images under `cars_train/` and `cars_test/`.
+fn load_cars(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
+    let read = |name: &str, dir: &str| -> Result<Vec<(PathBuf, u32)>, DataError> {
+        let path = root.join(name);
+        let text = String::from_utf8_lossy(&read_file(&path)?).into_owned();
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let label = fields.last().and_then(|l| l.parse::<u32>().ok());
+            let label = match (fields.len(), label) {
+                (6, Some(l)) if l > 0 => l - 1,
+                (6, None) if n == 0 => continue, // header
+                _ => {
+                    return Err(DataError::Malformed {
+                        path: path.clone(),
+                        location: format!("line {}", n + 1),
+                        what: format!(
+                            "expected `filename,x1,y1,x2,y2,class` (class ≥ 1), found `{line}`"
+                        ),
+                    });
+                }
+            };
+            out.push((root.join(dir).join(fields[0]), label));
+        }
+        Ok(out)
+    };
+    let train = read("anno_train.csv", "cars_train")?;
+    let test = read("anno_test.csv", "cars_test")?;
+    let n = train
+        .iter()
+        .chain(&test)
+        .map(|(_, l)| *l as usize + 1)
+        .max();
+    listed_split(root, c, train, test, n.unwrap_or(0), "anno_train.csv")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,28 +2,16 @@
 //! here from the published layout (no real CIFAR file is shipped): seeded, training-only, on
 //! `[0, 1]` pixels even when the set is normalised, and rejected where it does not apply.
 
-use std::path::PathBuf;
+mod common;
 
 use burn::tensor::Device;
 use tks::config::RunConfig;
 use tks::data::source::load;
 use tks::layer::Encoder;
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn cifar_dir() -> Scratch {
-    // One directory per call: the tests of this file run in parallel threads of one process.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("tks-policy-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+fn cifar_dir() -> common::Scratch {
+    let scratch = common::scratch("policy");
+    let d = scratch.0.clone();
     let record = |label: u8, seed: u32| {
         let mut r = vec![label];
         r.extend((0..3072u32).map(|i| ((i * 7 + seed * 13) % 251) as u8));
@@ -36,7 +24,7 @@ fn cifar_dir() -> Scratch {
         std::fs::write(d.join(format!("data_batch_{k}.bin")), b).unwrap();
     }
     std::fs::write(d.join("test_batch.bin"), record(3, 99)).unwrap();
-    Scratch(d)
+    scratch
 }
 
 #[test]

@@ -6,9 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
+use common::scratch;
 use tks::config::RunConfig;
 use tks::data::SampleKind;
 use tks::data::augment::AugmentConfig;
@@ -17,35 +18,6 @@ use tks::data::source::{DataConfig, check_fits, load};
 use tks::layer::Encoder;
 use tks::model::{ModelConfig, SmallCnnConfig};
 use tks::train::{TrainHooks, train};
-
-/// A fresh scratch folder for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("tks-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
 
 fn config(source: String, cache: &Path) -> DataConfig {
     DataConfig {

@@ -3,30 +3,18 @@
 //! them. Plus N-Caltech101's out-of-sensor events and the I/O error message. Files are built
 //! here from the published format specifications (no real sample is needed).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use burn::tensor::Device;
+use common::scratch;
 use tks::config::RunConfig;
 use tks::data::augment::AugmentConfig;
 use tks::data::source::{DataConfig, load};
 use tks::data::{Dataset, Split};
 use tks::layer::Encoder;
 use tks::train::{TrainHooks, train};
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("tks-stream-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
 
 fn image_root(root: &Path) {
     for (k, c) in ["a", "b", "c"].iter().enumerate() {

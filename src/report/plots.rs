@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// A line chart: one polyline with markers per series.
@@ -125,6 +126,22 @@ fn builder<'a, 'b, DB: DrawingBackend>(
     b
 }
 
+/// The series legend, lower right on a translucent white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// Draws `fig`; without `text` (no font available) only the data is drawn: no caption, axes
 /// labels or legend (the report's caption still describes it).
 fn draw<DB: DrawingBackend>(
@@ -171,13 +188,7 @@ where
                     .map_err(err)?;
             }
             if text {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                draw_legend(&mut chart)?;
             }
         }
         Figure::Bar(p) => {
@@ -215,13 +226,7 @@ where
                     });
             }
             if text {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                draw_legend(&mut chart)?;
             }
         }
         Figure::Scatter(p) => {

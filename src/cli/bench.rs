@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::bench::{BenchConfig, BenchModel, lif_micro, run};
+use crate::bench::{BenchConfig, BenchModel, conv_micro, lif_micro, run};
 use crate::neuron::LifPath;
 
 #[derive(Args, Debug)]
@@ -43,14 +43,19 @@ pub struct BenchArgs {
     /// `T,B,C,H,W` (fused vs reference, median of 10).
     #[arg(long)]
     lif_micro: Option<String>,
+    /// Instead of training: time one 3×3 conv layer, forward+backward and inference, burn's conv
+    /// vs the fused dense and spike-aware paths, on binary input `N,C_in,H,W,C_out` (one JSON
+    /// line per density of `--densities`).
+    #[arg(long)]
+    conv_micro: Option<String>,
+    /// Spike densities of `--conv-micro`, comma-separated.
+    #[arg(long, default_value = "0.02,0.05,0.1,0.15,0.2,0.3,0.5")]
+    densities: String,
 }
 
 pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(shape) = &args.lif_micro {
-        let shape: Vec<usize> = shape
-            .split(',')
-            .map(|s| s.trim().parse())
-            .collect::<Result<_, _>>()?;
+        let shape = parse_list::<usize>(shape, "--lif-micro")?;
         let (reference, fused) = lif_micro(&shape, 10)?;
         println!(
             "{}",
@@ -61,6 +66,23 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
                 "reference_over_fused": (reference / fused * 1000.0).round() / 1000.0,
             })
         );
+        return Ok(());
+    }
+    if let Some(shape) = &args.conv_micro {
+        let dims = parse_list::<usize>(shape, "--conv-micro")?;
+        anyhow::ensure!(
+            dims.len() == 5,
+            "--conv-micro expects N,C_in,H,W,C_out, got `{shape}`"
+        );
+        let densities = parse_list::<f64>(&args.densities, "--densities")?;
+        for row in conv_micro(
+            [dims[0], dims[1], dims[2], dims[3]],
+            dims[4],
+            &densities,
+            10,
+        )? {
+            println!("{}", serde_json::to_string(&row)?);
+        }
         return Ok(());
     }
     let path = match args.lif_path.as_str() {
@@ -92,4 +114,15 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&result)?);
     }
     Ok(())
+}
+
+/// `a,b,c` → values, or an error naming the flag and the bad item.
+fn parse_list<T: std::str::FromStr>(list: &str, flag: &str) -> anyhow::Result<Vec<T>> {
+    list.split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{flag}: `{}` is not a valid number", s.trim()))
+        })
+        .collect()
 }

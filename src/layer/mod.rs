@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigError, check_range};
 
 pub mod fused_bn;
+pub mod fused_conv;
 pub mod fused_ops;
 pub mod fused_pool;
 pub use fused_ops::{LayerPath, layer_path, set_layer_path};
@@ -110,7 +111,11 @@ impl ConvBn {
     /// `[T, B, C_in, H, W]` → `[T, B, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| {
-            let y = self.conv.forward(x.clone());
+            let y = if layer_path() == LayerPath::Fused && fused_conv::supports(&self.conv, &x) {
+                fused_conv::forward(&self.conv, x.clone())
+            } else {
+                self.conv.forward(x.clone())
+            };
             crate::eval::energy::record_conv(&x, &y, &self.conv);
             match &self.bn {
                 Some(bn) if layer_path() == LayerPath::Fused => fused_bn::forward(bn, y),

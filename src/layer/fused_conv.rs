@@ -1,0 +1,1073 @@
+//! 2-D convolution for the Flex CPU backend with its own backward, and a **spike-aware** path
+//! that does work only where the input is non-zero — a burn backend extension with a
+//! hand-written autodiff backward.
+//!
+//! Shapes: input `x` `[N, C_in, H, W]` (in the SNN layers `N = T·B`), weight `w`
+//! `[C_out, C_in, k_h, k_w]`, bias `[C_out]`, square stride `s` and symmetric padding `p`,
+//! output `[N, C_out, H', W']` with `H' = (H + 2p − k_h)/s + 1`. `K = C_in·k_h·k_w`,
+//! `P = H'·W'`.
+//!
+//! ```text
+//! dense   forward   out[n] = W [C_out, K] · im2col(x[n]) [K, P] + b          (gemm per sample)
+//!         dW        dW    += g[n] [C_out, P] · im2col(x[n])ᵀ [P, K]           (gemm, accumulated)
+//! sparse  forward   for every non-zero x[n, c, i, j] = v and tap (u, t) hitting output o:
+//!                       out_t[o, :] += v · Wᵀ[(c, u, t), :]                   (C_out-wide axpy)
+//!         dW        dWᵀ[(c, u, t), :] += v · g_t[o, :]
+//! both    dx        dx[n] = col2im(Wᵀ [K, C_out] · g[n] [C_out, P])            (gemm; g is dense)
+//!         db        Σ_{n, o} g
+//! ```
+//!
+//! After the first layer an SNN's conv input is binary spikes at a firing rate ρ of typically
+//! 5–25 %, so the sparse forward and weight gradient do ρ of the dense multiply-adds, with no
+//! im2col buffer: each spike adds a weight row into the `C_out`-contiguous rows of a
+//! transposed output (`out_t` `[P, C_out]`), turned back into `[C_out, P]` at the end. The
+//! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
+//! at every call and takes the sparse path below [`sparse_max_density`] (the break-even
+//! measured by `tks bench --conv-micro`); the inference forward (no autodiff) takes the
+//! same choice, so spike-sparse inference needs no flag.
+//!
+//! Samples run in parallel with rayon (one single-threaded gemm per sample, the `gemm` crate
+//! that Flex itself uses); the weight gradient is summed per worker and then across workers in
+//! a fixed order, so a run is reproducible for a given thread count. Only `x` and `w` are kept
+//! for backward (burn's autodiff conv keeps the same); the im2col columns are recomputed.
+//!
+//! burn's generic conv backward (which Flex does not override) computes the weight gradient as
+//! a convolution whose kernel is the whole output gradient, after `swap_dims` + contiguous
+//! copies of input and gradient; this op replaces it and the forward.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
+};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor};
+
+/// How the fused convolution computes its forward and weight gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvMode {
+    /// im2col + gemm always.
+    Dense,
+    /// Spike-aware scatter always (any input; exact for any values, fast when mostly zeros).
+    Sparse,
+    /// Sparse when the input's fraction of non-zeros is at most [`sparse_max_density`].
+    Auto,
+}
+
+impl ConvMode {
+    /// `dense`, `sparse` or `auto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvMode::Dense => "dense",
+            ConvMode::Sparse => "sparse",
+            ConvMode::Auto => "auto",
+        }
+    }
+}
+
+/// 0 = not yet set, 1 = dense, 2 = sparse, 3 = auto.
+static MODE: AtomicU8 = AtomicU8::new(0);
+static ENV_MODE: OnceLock<ConvMode> = OnceLock::new();
+/// The auto threshold as f32 bits; 0 = not yet set.
+static MAX_DENSITY: AtomicU32 = AtomicU32::new(0);
+static ENV_DENSITY: OnceLock<f32> = OnceLock::new();
+
+/// The default break-even density of [`ConvMode::Auto`] (see the module docs).
+pub const DEFAULT_SPARSE_MAX_DENSITY: f32 = 0.3;
+
+/// The process-wide mode: `TKS_CONV_MODE=dense|sparse|auto` if set, else auto, unless
+/// [`set_conv_mode`] chose one.
+pub fn conv_mode() -> ConvMode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => ConvMode::Dense,
+        2 => ConvMode::Sparse,
+        3 => ConvMode::Auto,
+        _ => *ENV_MODE.get_or_init(|| match std::env::var("TKS_CONV_MODE").as_deref() {
+            Ok("dense") => ConvMode::Dense,
+            Ok("sparse") => ConvMode::Sparse,
+            _ => ConvMode::Auto,
+        }),
+    }
+}
+
+/// Sets the process-wide mode (used by tests and `tks bench` to compare them).
+pub fn set_conv_mode(mode: ConvMode) {
+    let v = match mode {
+        ConvMode::Dense => 1,
+        ConvMode::Sparse => 2,
+        ConvMode::Auto => 3,
+    };
+    MODE.store(v, Ordering::Relaxed);
+}
+
+/// The largest input density (non-zeros / elements) for which [`ConvMode::Auto`] takes the
+/// sparse path: `TKS_SPARSE_MAX_DENSITY` if set (a number in `[0, 1]`), else
+/// [`DEFAULT_SPARSE_MAX_DENSITY`], unless [`set_sparse_max_density`] chose one.
+pub fn sparse_max_density() -> f32 {
+    match MAX_DENSITY.load(Ordering::Relaxed) {
+        0 => *ENV_DENSITY.get_or_init(|| {
+            std::env::var("TKS_SPARSE_MAX_DENSITY")
+                .ok()
+                .and_then(|v| v.parse::<f32>().ok())
+                .filter(|v| (0.0..=1.0).contains(v))
+                .unwrap_or(DEFAULT_SPARSE_MAX_DENSITY)
+        }),
+        bits => f32::from_bits(bits),
+    }
+}
+
+/// Sets the threshold of [`ConvMode::Auto`] (clamped to `[0, 1]`).
+pub fn set_sparse_max_density(density: f32) {
+    let d = density.clamp(0.0, 1.0);
+    // 0.0 has bits 0, the "unset" marker: store the smallest positive value instead.
+    MAX_DENSITY.store(d.to_bits().max(1), Ordering::Relaxed);
+}
+
+/// The symmetric padding of `conv` on every side, if it has one (`Valid` = 0).
+fn symmetric_padding(conv: &Conv2d) -> Option<usize> {
+    match conv.padding {
+        PaddingConfig2d::Valid => Some(0),
+        PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
+        _ => None,
+    }
+}
+
+/// Whether the fused op computes exactly what `conv.forward(x)` does: f32 on Flex, one group,
+/// no dilation, square stride, symmetric explicit padding, and at least one output pixel.
+pub fn supports(conv: &Conv2d, x: &Tensor<4>) -> bool {
+    let [_, c, h, w] = x.dims();
+    let [_, ci, kh, kw] = conv.weight.val().dims();
+    let Some(p) = symmetric_padding(conv) else {
+        return false;
+    };
+    conv.groups == 1
+        && conv.dilation == [1, 1]
+        && conv.stride[0] == conv.stride[1]
+        && conv.stride[0] >= 1
+        && c == ci
+        && h + 2 * p >= kh
+        && w + 2 * p >= kw
+        && flex_f32(x)
+}
+
+/// `conv.forward(x)` through the fused op.
+///
+/// # Panics
+/// If [`supports`] is false.
+pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    assert!(supports(conv, &x), "fused conv: unsupported input");
+    let pad = symmetric_padding(conv).unwrap_or(0);
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([weight.dims()[0]], &x.device()),
+    };
+    conv2d(x, weight, bias, conv.stride[0], pad)
+}
+
+/// `x` `[N, C_in, H, W]` ⊛ `weight` `[C_out, C_in, k_h, k_w]` + `bias` `[C_out]` with stride
+/// `stride` and padding `padding` on every side (differentiable on an autodiff device).
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ConvOps>::conv2d_spk(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+        padding,
+    ))
+}
+
+/// The convolution as a backend extension (Flex + Autodiff).
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvOps: Backend {
+    /// `x` ⊛ `weight` + `bias`.
+    fn conv2d_spk(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+    /// `(dx, dweight, dbias)` for `dL/dout = grad`; when `input_grad` is false, `dx` is not
+    /// computed and is an empty tensor `[0]` (the input is not tracked, e.g. the first layer).
+    fn conv2d_spk_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        input_grad: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+fn dims4(x: &FlexTensor, what: &str) -> [usize; 4] {
+    let s = x.shape();
+    assert_eq!(s.num_dims(), 4, "fused conv: {what} must be 4-D");
+    [s[0], s[1], s[2], s[3]]
+}
+
+impl ConvOps for Flex {
+    fn conv2d_spk(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: usize,
+        padding: usize,
+    ) -> FlexTensor {
+        let g = kernel::Geom::new(
+            dims4(&x, "input"),
+            dims4(&weight, "weight"),
+            stride,
+            padding,
+        );
+        let (xs, ws, bs) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
+        assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
+        let mut out = vec![0.0f32; g.n * g.cout * g.p()];
+        let sparse = kernel::choose_sparse(&xs);
+        kernel::forward(&g, &xs, &ws, &bs, &mut out, sparse);
+        flex_tensor(out, vec![g.n, g.cout, g.oh, g.ow])
+    }
+
+    fn conv2d_spk_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        stride: usize,
+        padding: usize,
+        input_grad: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let g = kernel::Geom::new(
+            dims4(&x, "input"),
+            dims4(&weight, "weight"),
+            stride,
+            padding,
+        );
+        assert_eq!(
+            dims4(&grad, "gradient"),
+            [g.n, g.cout, g.oh, g.ow],
+            "fused conv: gradient shape"
+        );
+        let (xs, ws, gs) = (f32_values(&x), f32_values(&weight), f32_values(&grad));
+        let mut dx = if input_grad {
+            vec![0.0f32; xs.len()]
+        } else {
+            Vec::new()
+        };
+        let mut dw = vec![0.0f32; ws.len()];
+        let mut db = vec![0.0f32; g.cout];
+        let sparse = kernel::choose_sparse(&xs);
+        let dx_out = input_grad.then_some(&mut dx[..]);
+        kernel::backward(&g, &xs, &ws, &gs, dx_out, &mut dw, &mut db, sparse);
+        let dx_shape = if input_grad {
+            vec![g.n, g.cin, g.h, g.w]
+        } else {
+            vec![0]
+        };
+        (
+            flex_tensor(dx, dx_shape),
+            flex_tensor(dw, vec![g.cout, g.cin, g.kh, g.kw]),
+            flex_tensor(db, vec![g.cout]),
+        )
+    }
+}
+
+/// The backward step; its state is `(x, weight)` of the forward.
+#[derive(Debug)]
+struct ConvBackward {
+    stride: usize,
+    padding: usize,
+}
+
+impl<B: Backend + ConvOps> Backward<B, 3> for ConvBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [px, pw, pb] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        let input_grad = px.is_some();
+        let (dx, dw, db) =
+            B::conv2d_spk_backward(x, weight, grad, self.stride, self.padding, input_grad);
+        if let Some(p) = px {
+            grads.register::<B>(p.id, dx);
+        }
+        if let Some(p) = pw {
+            grads.register::<B>(p.id, dw);
+        }
+        if let Some(p) = pb {
+            grads.register::<B>(p.id, db);
+        }
+    }
+}
+
+impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
+    fn conv2d_spk(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let (x_in, w_in) = (x.primitive().clone(), weight.primitive().clone());
+        let out = B::conv2d_spk(
+            x_in.clone(),
+            w_in.clone(),
+            bias.primitive().clone(),
+            stride,
+            padding,
+        );
+        match (ConvBackward { stride, padding })
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x_in, w_in), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn conv2d_spk_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        input_grad: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // Second-order gradients are not supported: the results are constants.
+        let (dx, dw, db) = B::conv2d_spk_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+            stride,
+            padding,
+            input_grad,
+        );
+        (
+            Self::from_inner(dx),
+            Self::from_inner(dw),
+            Self::from_inner(db),
+        )
+    }
+}
+
+/// The CPU kernels on contiguous NCHW slices.
+pub mod kernel {
+    use super::*;
+
+    /// The geometry of one convolution.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Geom {
+        /// Samples.
+        pub n: usize,
+        /// Input channels.
+        pub cin: usize,
+        /// Input height.
+        pub h: usize,
+        /// Input width.
+        pub w: usize,
+        /// Output channels.
+        pub cout: usize,
+        /// Kernel height.
+        pub kh: usize,
+        /// Kernel width.
+        pub kw: usize,
+        /// Stride (both axes).
+        pub stride: usize,
+        /// Padding (every side).
+        pub pad: usize,
+        /// Output height.
+        pub oh: usize,
+        /// Output width.
+        pub ow: usize,
+    }
+
+    impl Geom {
+        /// The geometry of `x` `[N, C_in, H, W]` ⊛ `w` `[C_out, C_in, k_h, k_w]`.
+        ///
+        /// # Panics
+        /// On mismatched channels, a zero stride or a kernel larger than the padded input.
+        pub fn new(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize) -> Self {
+            let [n, cin, h, wd] = x;
+            let [cout, ci, kh, kw] = w;
+            assert_eq!(
+                ci, cin,
+                "fused conv: weight expects {ci} input channels, got {cin}"
+            );
+            assert!(stride >= 1, "fused conv: stride 0");
+            assert!(
+                h + 2 * pad >= kh && wd + 2 * pad >= kw,
+                "fused conv: kernel larger than the padded input"
+            );
+            Self {
+                n,
+                cin,
+                h,
+                w: wd,
+                cout,
+                kh,
+                kw,
+                stride,
+                pad,
+                oh: (h + 2 * pad - kh) / stride + 1,
+                ow: (wd + 2 * pad - kw) / stride + 1,
+            }
+        }
+
+        /// Output pixels per channel.
+        pub fn p(&self) -> usize {
+            self.oh * self.ow
+        }
+
+        /// Rows of the im2col matrix (`C_in·k_h·k_w`).
+        pub fn k(&self) -> usize {
+            self.cin * self.kh * self.kw
+        }
+
+        /// Whether im2col is the identity (1×1, stride 1, no padding).
+        fn pointwise(&self) -> bool {
+            self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+        }
+    }
+
+    /// Whether [`conv_mode`] picks the sparse path for input values `x`.
+    pub fn choose_sparse(x: &[f32]) -> bool {
+        match conv_mode() {
+            ConvMode::Dense => false,
+            ConvMode::Sparse => true,
+            ConvMode::Auto => density(x) <= sparse_max_density(),
+        }
+    }
+
+    /// The fraction of non-zero values in `x` (0 for an empty slice).
+    pub fn density(x: &[f32]) -> f32 {
+        if x.is_empty() {
+            return 0.0;
+        }
+        let nnz: usize = if x.len() >= 1 << 16 {
+            x.par_chunks(1 << 14)
+                .map(|c| c.iter().filter(|v| **v != 0.0).count())
+                .sum()
+        } else {
+            x.iter().filter(|v| **v != 0.0).count()
+        };
+        nnz as f32 / x.len() as f32
+    }
+
+    /// Splits `0..n` into at most `2 × threads` contiguous ranges.
+    fn ranges(n: usize) -> Vec<(usize, usize)> {
+        let parts = (rayon::current_num_threads().max(1) * 2).min(n.max(1));
+        let per = n.div_ceil(parts).max(1);
+        (0..n).step_by(per).map(|s| (s, (s + per).min(n))).collect()
+    }
+
+    /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
+    pub fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
+        let (p, ow) = (g.p(), g.ow);
+        for ci in 0..g.cin {
+            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+            for u in 0..g.kh {
+                for t in 0..g.kw {
+                    let row = (ci * g.kh + u) * g.kw + t;
+                    let dst = &mut col[row * p..(row + 1) * p];
+                    for oy in 0..g.oh {
+                        let drow = &mut dst[oy * ow..(oy + 1) * ow];
+                        let iy = (oy * g.stride + u) as isize - g.pad as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            drow.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                        if g.stride == 1 {
+                            // ix = ox + t − pad, valid for ox in [lo, hi).
+                            let lo = g.pad.saturating_sub(t).min(ow);
+                            let hi = (g.w + g.pad).saturating_sub(t).clamp(lo, ow);
+                            drow[..lo].fill(0.0);
+                            drow[hi..].fill(0.0);
+                            let s0 = lo + t - g.pad;
+                            drow[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        } else {
+                            for (ox, d) in drow.iter_mut().enumerate() {
+                                let ix = (ox * g.stride + t) as isize - g.pad as isize;
+                                *d = if ix < 0 || ix >= g.w as isize {
+                                    0.0
+                                } else {
+                                    src[ix as usize]
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `col` `[K, P]` back into one sample's `dx` `[C_in, H, W]` (the adjoint of
+    /// [`im2col`]).
+    pub fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
+        let (p, ow) = (g.p(), g.ow);
+        for ci in 0..g.cin {
+            let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+            for u in 0..g.kh {
+                for t in 0..g.kw {
+                    let row = (ci * g.kh + u) * g.kw + t;
+                    let src = &col[row * p..(row + 1) * p];
+                    for oy in 0..g.oh {
+                        let srow = &src[oy * ow..(oy + 1) * ow];
+                        let iy = (oy * g.stride + u) as isize - g.pad as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            continue;
+                        }
+                        let drow = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                        if g.stride == 1 {
+                            let lo = g.pad.saturating_sub(t).min(ow);
+                            let hi = (g.w + g.pad).saturating_sub(t).clamp(lo, ow);
+                            let d0 = lo + t - g.pad;
+                            for (d, s) in drow[d0..d0 + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
+                                *d += s;
+                            }
+                        } else {
+                            for (ox, s) in srow.iter().enumerate() {
+                                let ix = (ox * g.stride + t) as isize - g.pad as isize;
+                                if ix >= 0 && ix < g.w as isize {
+                                    drow[ix as usize] += s;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst [m, n] (+)= lhs [m, k] · rhs [k, n]` with explicit row/column strides, on the
+    /// calling thread (`accumulate` adds to `dst`, otherwise overwrites it).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+        lhs: &[f32],
+        (lhs_rs, lhs_cs): (usize, usize),
+        rhs: &[f32],
+        (rhs_rs, rhs_cs): (usize, usize),
+    ) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(dst.len() >= m * n, "fused conv: gemm output too short");
+        if k > 0 {
+            let last_l = (m - 1) * lhs_rs + (k - 1) * lhs_cs;
+            let last_r = (k - 1) * rhs_rs + (n - 1) * rhs_cs;
+            assert!(
+                last_l < lhs.len() && last_r < rhs.len(),
+                "fused conv: gemm operand"
+            );
+        }
+        // SAFETY: the asserts above keep every index gemm touches inside the slices; `dst`
+        // is row-major `[m, n]` and not aliased by `lhs`/`rhs`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// `wt` `[K, C_out]`: the weight `[C_out, K]` transposed.
+    fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
+        let (k, co) = (g.k(), g.cout);
+        let mut wt = vec![0.0f32; k * co];
+        for o in 0..co {
+            for r in 0..k {
+                wt[r * co + o] = w[o * k + r];
+            }
+        }
+        wt
+    }
+
+    /// Runs `body(sample)` for every sample, in parallel.
+    fn for_samples(n: usize, body: impl Fn(usize, usize) + Send + Sync) {
+        let rs = ranges(n);
+        if rs.len() <= 1 || rayon::current_num_threads() < 2 {
+            body(0, n);
+        } else {
+            rs.into_par_iter().for_each(|(a, b)| body(a, b));
+        }
+    }
+
+    /// `out` `[N, C_out, P]` = `x ⊛ w + b`, dense or sparse.
+    pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], sparse: bool) {
+        let (k, p, co) = (g.k(), g.p(), g.cout);
+        let in_len = g.cin * g.h * g.w;
+        assert_eq!(x.len(), g.n * in_len, "fused conv: input length");
+        assert_eq!(w.len(), co * k, "fused conv: weight length");
+        assert_eq!(out.len(), g.n * co * p, "fused conv: output length");
+        let out_p = OutPtr(out.as_mut_ptr());
+        if sparse {
+            let wt = transpose_weight(g, w);
+            let th = simd::tile_rows(g);
+            for_samples(g.n, |a, z| {
+                let mut acc = vec![0.0f32; th * g.ow * co];
+                let mut spikes = simd::Spikes::default();
+                for s in a..z {
+                    // SAFETY: sample `s`'s output belongs to this worker only.
+                    let o = unsafe { out_p.slice(s * co * p, co * p) };
+                    spikes.index(g, &x[s * in_len..(s + 1) * in_len]);
+                    for oy0 in (0..g.oh).step_by(th) {
+                        let oy1 = (oy0 + th).min(g.oh);
+                        let q0 = oy0 * g.ow;
+                        let tile = (oy1 - oy0) * g.ow;
+                        let acc = &mut acc[..tile * co];
+                        acc.fill(0.0);
+                        simd::scatter(g, &spikes, (oy0, oy1), &wt, acc, true);
+                        for (c, orow) in o.chunks_exact_mut(p).enumerate() {
+                            let orow = &mut orow[q0..q0 + tile];
+                            for (q, v) in orow.iter_mut().enumerate() {
+                                *v = acc[q * co + c] + b[c];
+                            }
+                        }
+                    }
+                }
+            });
+        } else {
+            for_samples(g.n, |a, z| {
+                let mut col = if g.pointwise() {
+                    Vec::new()
+                } else {
+                    vec![0.0f32; k * p]
+                };
+                for s in a..z {
+                    // SAFETY: sample `s`'s output belongs to this worker only.
+                    let o = unsafe { out_p.slice(s * co * p, co * p) };
+                    for (c, orow) in o.chunks_exact_mut(p).enumerate() {
+                        orow.fill(b[c]);
+                    }
+                    let xs = &x[s * in_len..(s + 1) * in_len];
+                    let cols: &[f32] = if g.pointwise() {
+                        xs
+                    } else {
+                        im2col(g, xs, &mut col);
+                        &col
+                    };
+                    matmul(co, p, k, o, true, w, (k, 1), cols, (p, 1));
+                }
+            });
+        }
+    }
+
+    /// `dx` `[N, C_in, H, W]`, `dw` `[C_out, K]`, `db` `[C_out]` for the output gradient
+    /// `gr` `[N, C_out, P]`; `dx` (skipped when `None`), `dw`, `db` are overwritten.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        g: &Geom,
+        x: &[f32],
+        w: &[f32],
+        gr: &[f32],
+        dx: Option<&mut [f32]>,
+        dw: &mut [f32],
+        db: &mut [f32],
+        sparse: bool,
+    ) {
+        let (k, p, co) = (g.k(), g.p(), g.cout);
+        let in_len = g.cin * g.h * g.w;
+        assert_eq!(x.len(), g.n * in_len, "fused conv: input length");
+        let input_grad = dx.is_some();
+        let dx_p = match dx {
+            Some(dx) => {
+                assert_eq!(dx.len(), x.len(), "fused conv: input-gradient length");
+                OutPtr(dx.as_mut_ptr())
+            }
+            None => OutPtr(std::ptr::null_mut()),
+        };
+        assert_eq!(w.len(), co * k, "fused conv: weight length");
+        assert_eq!(dw.len(), w.len(), "fused conv: weight-gradient length");
+        assert_eq!(gr.len(), g.n * co * p, "fused conv: gradient length");
+        assert_eq!(db.len(), co, "fused conv: bias-gradient length");
+        let rs = ranges(g.n);
+        // Per worker: the weight gradient (as [C_out, K], or transposed [K, C_out] when
+        // sparse) and the bias gradient over its samples.
+        let work = |&(a, z): &(usize, usize)| -> (Vec<f32>, Vec<f64>) {
+            let mut dwp = vec![0.0f32; co * k];
+            let mut dbp = vec![0.0f64; co];
+            let mut col = if g.pointwise() && !sparse {
+                Vec::new()
+            } else {
+                vec![0.0f32; k * p]
+            };
+            let th = simd::tile_rows(g);
+            let mut gt = if sparse {
+                vec![0.0f32; th * g.ow * co]
+            } else {
+                Vec::new()
+            };
+            let mut spikes = simd::Spikes::default();
+            for s in a..z {
+                let xs = &x[s * in_len..(s + 1) * in_len];
+                let gs = &gr[s * co * p..(s + 1) * co * p];
+                for (c, grow) in gs.chunks_exact(p).enumerate() {
+                    dbp[c] += grow.iter().map(|&v| v as f64).sum::<f64>();
+                }
+                if input_grad {
+                    // SAFETY: sample `s`'s input gradient belongs to this worker only (the
+                    // pointer is non-null when `input_grad`).
+                    let dxs = unsafe { dx_p.slice(s * in_len, in_len) };
+                    if g.pointwise() {
+                        // dx[s] [C_in, P] = Wᵀ · g[s]
+                        matmul(k, p, co, dxs, false, w, (1, k), gs, (p, 1));
+                    } else {
+                        matmul(k, p, co, &mut col, false, w, (1, k), gs, (p, 1));
+                        dxs.fill(0.0);
+                        col2im(g, &col, dxs);
+                    }
+                }
+                if sparse {
+                    spikes.index(g, xs);
+                    for oy0 in (0..g.oh).step_by(th) {
+                        let oy1 = (oy0 + th).min(g.oh);
+                        let q0 = oy0 * g.ow;
+                        let tile = (oy1 - oy0) * g.ow;
+                        let gt = &mut gt[..tile * co];
+                        for (c, grow) in gs.chunks_exact(p).enumerate() {
+                            for (q, v) in grow[q0..q0 + tile].iter().enumerate() {
+                                gt[q * co + c] = *v;
+                            }
+                        }
+                        simd::scatter(g, &spikes, (oy0, oy1), gt, &mut dwp, false);
+                    }
+                } else {
+                    let cols: &[f32] = if g.pointwise() {
+                        xs
+                    } else {
+                        im2col(g, xs, &mut col);
+                        &col
+                    };
+                    // dW [C_out, K] += g[s] [C_out, P] · colᵀ [P, K]
+                    matmul(co, k, p, &mut dwp, true, gs, (p, 1), cols, (1, p));
+                }
+            }
+            (dwp, dbp)
+        };
+        let parts: Vec<(Vec<f32>, Vec<f64>)> = if rs.len() <= 1 {
+            rs.iter().map(work).collect()
+        } else {
+            rs.par_iter().map(work).collect()
+        };
+        dw.fill(0.0);
+        let mut dbt = vec![0.0f64; co];
+        for (dwp, dbp) in &parts {
+            if sparse {
+                for r in 0..k {
+                    for c in 0..co {
+                        dw[c * k + r] += dwp[r * co + c];
+                    }
+                }
+            } else {
+                for (d, v) in dw.iter_mut().zip(dwp) {
+                    *d += v;
+                }
+            }
+            for (d, v) in dbt.iter_mut().zip(dbp) {
+                *d += v;
+            }
+        }
+        for (d, v) in db.iter_mut().zip(&dbt) {
+            *d = *v as f32;
+        }
+    }
+
+    /// The spike-aware inner loop, compiled for the best vector unit found at run time.
+    pub mod simd {
+        use super::Geom;
+
+        /// The non-zeros of one sample `[C_in, H, W]`, input row by input row.
+        #[derive(Default)]
+        pub struct Spikes {
+            /// `starts[r]..starts[r + 1]` index `cols`/`vals` of row `r = c·H + i`.
+            starts: Vec<usize>,
+            /// Column `j` of each non-zero.
+            cols: Vec<u32>,
+            /// Its value.
+            vals: Vec<f32>,
+            /// Whether every non-zero is exactly 1 (spikes): the inner loop then only adds.
+            binary: bool,
+        }
+
+        impl Spikes {
+            /// Indexes the non-zeros of `x` (buffers are reused between calls).
+            pub fn index(&mut self, g: &Geom, x: &[f32]) {
+                assert_eq!(x.len(), g.cin * g.h * g.w, "fused conv: sample length");
+                let rows = g.cin * g.h;
+                self.starts.clear();
+                self.starts.reserve(rows + 1);
+                self.starts.push(0);
+                // Branch-free compaction: every value is written at the cursor, which only
+                // moves on for a non-zero (one spare slot at the end).
+                self.cols.resize(x.len() + 1, 0);
+                self.vals.resize(x.len() + 1, 0.0);
+                let (cols, vals) = (&mut self.cols[..], &mut self.vals[..]);
+                let mut n = 0usize;
+                let mut binary = true;
+                for row in x.chunks_exact(g.w) {
+                    for (j, &v) in row.iter().enumerate() {
+                        cols[n] = j as u32;
+                        vals[n] = v;
+                        n += usize::from(v != 0.0);
+                        binary &= v == 0.0 || v == 1.0;
+                    }
+                    self.starts.push(n);
+                }
+                self.binary = binary;
+            }
+
+            /// Number of non-zeros.
+            pub fn len(&self) -> usize {
+                self.starts.last().copied().unwrap_or(0)
+            }
+
+            /// Whether there are none.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+
+        /// Output rows per tile: the tile `[rows·W', C_out]` stays within ≈ 16 KiB, so it and
+        /// the weight rows of one input channel share the L1 cache.
+        pub fn tile_rows(g: &Geom) -> usize {
+            (4096 / (g.ow * g.cout).max(1)).clamp(1, g.oh.max(1))
+        }
+
+        /// For every non-zero `x[c, i, j] = v` and every kernel tap `(u, t)` that maps it to an
+        /// output pixel `o` in rows `oy0..oy1` (tile-local index `q`):
+        /// * `forward`: `acc[q, :] += v · rows[(c, u, t), :]` (`rows` = `Wᵀ` `[K, C_out]`,
+        ///   `acc` = the output tile `[(oy1 − oy0)·W', C_out]`);
+        /// * otherwise (weight gradient): `acc[(c, u, t), :] += v · rows[q, :]` (`rows` = the
+        ///   output-gradient tile `[(oy1 − oy0)·W', C_out]`, `acc` = `dWᵀ` `[K, C_out]`).
+        pub fn scatter(
+            g: &Geom,
+            sp: &Spikes,
+            (oy0, oy1): (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+            forward: bool,
+        ) {
+            let tile = (oy1 - oy0) * g.ow * g.cout;
+            let taps = g.k() * g.cout;
+            assert!(oy0 < oy1 && oy1 <= g.oh, "fused conv: tile rows");
+            assert_eq!(sp.starts.len(), g.cin * g.h + 1, "fused conv: spike index");
+            assert_eq!(
+                rows.len(),
+                if forward { taps } else { tile },
+                "fused conv: rows"
+            );
+            assert_eq!(
+                acc.len(),
+                if forward { tile } else { taps },
+                "fused conv: acc"
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                    return unsafe { scatter_avx512(g, sp, (oy0, oy1), rows, acc, forward) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { scatter_avx2(g, sp, (oy0, oy1), rows, acc, forward) };
+                }
+            }
+            scatter_generic(g, sp, (oy0, oy1), rows, acc, forward)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn scatter_avx512(
+            g: &Geom,
+            sp: &Spikes,
+            tile: (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+            forward: bool,
+        ) {
+            scatter_generic(g, sp, tile, rows, acc, forward)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn scatter_avx2(
+            g: &Geom,
+            sp: &Spikes,
+            tile: (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+            forward: bool,
+        ) {
+            scatter_generic(g, sp, tile, rows, acc, forward)
+        }
+
+        /// `dst[..n] += v · src[..n]` (`v = 1` when `BINARY`), in 16-lane blocks.
+        ///
+        /// # Safety
+        /// `dst` and `src` are valid for `n` values and do not overlap.
+        #[inline(always)]
+        unsafe fn axpy<const BINARY: bool>(dst: *mut f32, v: f32, src: *const f32, n: usize) {
+            let mut i = 0;
+            while i + 16 <= n {
+                for l in 0..16 {
+                    // SAFETY: i + l < n (the caller's bound).
+                    unsafe {
+                        let d = dst.add(i + l);
+                        let s = *src.add(i + l);
+                        *d += if BINARY { s } else { v * s };
+                    }
+                }
+                i += 16;
+            }
+            while i < n {
+                // SAFETY: i < n.
+                unsafe {
+                    let s = *src.add(i);
+                    *dst.add(i) += if BINARY { s } else { v * s };
+                }
+                i += 1;
+            }
+        }
+
+        /// The taps `u` (along one axis) through which input index `i` reaches an output index
+        /// in `lo..hi` (`o = (i + pad − u)/s` where divisible), as `(u_first, u_last + 1)`;
+        /// only taps with `(i + pad − u) % s == 0` are hits, the caller steps by `s`.
+        #[inline(always)]
+        fn taps(i: usize, pad: usize, s: usize, k: usize, lo: usize, hi: usize) -> (usize, usize) {
+            // o ≥ lo ⇔ u ≤ i + pad − lo·s;  o < hi ⇔ u > i + pad − hi·s.
+            let ip = i + pad;
+            let u_end = if ip + 1 >= lo * s {
+                (ip + 1 - lo * s).min(k)
+            } else {
+                0
+            };
+            let mut u0 = if ip >= hi * s { ip - hi * s + 1 } else { 0 };
+            // First u ≥ u0 with (ip − u) divisible by s.
+            if s > 1 && u0 < u_end {
+                u0 += (ip - u0) % s;
+            }
+            (u0, u_end.max(u0))
+        }
+
+        #[inline(always)]
+        fn scatter_generic(
+            g: &Geom,
+            sp: &Spikes,
+            tile: (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+            forward: bool,
+        ) {
+            match (sp.binary, forward) {
+                (true, true) => scatter_impl::<true, true>(g, sp, tile, rows, acc),
+                (true, false) => scatter_impl::<true, false>(g, sp, tile, rows, acc),
+                (false, true) => scatter_impl::<false, true>(g, sp, tile, rows, acc),
+                (false, false) => scatter_impl::<false, false>(g, sp, tile, rows, acc),
+            }
+        }
+
+        #[inline(always)]
+        fn scatter_impl<const BINARY: bool, const FORWARD: bool>(
+            g: &Geom,
+            sp: &Spikes,
+            (oy0, oy1): (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+        ) {
+            let (co, s, pad) = (g.cout, g.stride, g.pad);
+            let ow = g.ow;
+            // Bounds of every index below: tap < K, tile pixel q < (oy1 − oy0)·W'.
+            let pixels = (oy1 - oy0) * ow;
+            let (acc_rows, src_rows) = if FORWARD {
+                (pixels, g.k())
+            } else {
+                (g.k(), pixels)
+            };
+            assert!(acc.len() >= acc_rows * co && rows.len() >= src_rows * co);
+            let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
+            // Input rows that reach output rows oy0..oy1.
+            let i_lo = (oy0 * s).saturating_sub(pad);
+            let i_hi = ((oy1 - 1) * s + g.kh).saturating_sub(pad).min(g.h);
+            for ci in 0..g.cin {
+                for iy in i_lo..i_hi {
+                    let (u0, u1) = taps(iy, pad, s, g.kh, oy0, oy1);
+                    if u0 >= u1 {
+                        continue;
+                    }
+                    let r = ci * g.h + iy;
+                    for e in sp.starts[r]..sp.starts[r + 1] {
+                        let (ix, v) = (sp.cols[e] as usize, sp.vals[e]);
+                        let (t0, t1) = taps(ix, pad, s, g.kw, 0, ow);
+                        let mut u = u0;
+                        while u < u1 {
+                            let oy = (iy + pad - u) / s;
+                            let mut t = t0;
+                            while t < t1 {
+                                let ox = (ix + pad - t) / s;
+                                let tap = (ci * g.kh + u) * g.kw + t;
+                                let q = (oy - oy0) * ow + ox;
+                                let (ai, ri) = if FORWARD { (q, tap) } else { (tap, q) };
+                                debug_assert!(ai < acc_rows && ri < src_rows);
+                                // SAFETY: `taps` keeps oy in oy0..oy1 and ox in 0..W', u < k_h,
+                                // t < k_w, so ai < acc_rows and ri < src_rows (asserted sizes);
+                                // `acc` and `rows` are distinct slices.
+                                unsafe {
+                                    axpy::<BINARY>(accp.add(ai * co), v, rowp.add(ri * co), co);
+                                }
+                                t += s;
+                            }
+                            u += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -33,19 +33,19 @@ fn main() -> anyhow::Result<()> {
             &device,
             TrainHooks::default(),
         )?;
-        let accs: Vec<f64> = (1..=t_train)
+        let accs = (1..=t_train)
             .map(|t| {
-                evaluate(
+                let report = evaluate(
                     &outcome.model,
                     &data.test,
                     t,
                     256,
                     config.train.encoder,
                     &device,
-                )
-                .accuracy
+                )?;
+                Ok(report.accuracy)
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<f64>>>()?;
         rows.push((name, accs));
     }
     println!("test accuracy (%) of models trained at T={t_train}, evaluated at T=1..{t_train}");

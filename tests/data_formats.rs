@@ -382,6 +382,189 @@ fn stmnist_mat_sample() {
     );
 }
 
+/// Cell, struct and char arrays from the MathWorks Level 5 specification (no real `.mat` split
+/// list is on this machine: `common::mat5` writes the bytes), plain and `miCOMPRESSED`.
+#[test]
+fn mat_cells_structs_and_chars_from_the_spec() {
+    use common::mat5::*;
+    use mat::MatValue;
+    let vars = vec![
+        // Stanford Dogs layout: N × 1 cell of 1 × L char, N × 1 double labels stored as miUINT8
+        cell(
+            "file_list",
+            &[2, 1],
+            &[
+                chars("", "n02085620-Chihuahua/n02085620_5927.jpg"),
+                chars("", "n02085782-Japanese_spaniel/n02085782_2.jpg"),
+            ],
+        ),
+        double_as_u8("labels", &[2, 1], &[1, 2]),
+        // Stanford Cars layout: 1 × 2 struct, uint8/uint16 scalars and a char name per element
+        structure(
+            "annotations",
+            &[1, 2],
+            &["bbox_x1", "bbox_y2", "class", "fname"],
+            &[
+                uint_scalar("", MX_UINT8, 39),
+                uint_scalar("", MX_UINT16, 375),
+                uint_scalar("", MX_UINT8, 14),
+                chars("", "00001.jpg"),
+                uint_scalar("", MX_UINT8, 36),
+                uint_scalar("", MX_UINT16, 868),
+                uint_scalar("", MX_UINT8, 3),
+                chars("", "00002.jpg"),
+            ],
+        ),
+        // small-format char data (2 UTF-16 units = 4 bytes), UTF-8 data, a non-ASCII char,
+        // an empty char, a nested cell, an empty miMATRIX, a sparse array (kept as `Other`)
+        cell(
+            "mixed",
+            &[1, 6],
+            &[
+                chars("", "ab"),
+                chars_utf8("", "utf8 text"),
+                chars("", "Škoda"),
+                chars("", ""),
+                cell("", &[1, 1], &[double("", &[1, 2], &[0.5, -2.0])]),
+                element_long(MI_MATRIX, &[]),
+            ],
+        ),
+        matrix(MX_SPARSE, &[3, 3], "sp", &[]),
+        double("spiketrain", &[1, 1], &[7.0]),
+    ];
+    for compress in [false, true] {
+        let f = file(&vars, compress);
+        let v = mat::parse_mat_variables(&f, "spec.mat").unwrap();
+        let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "file_list",
+                "labels",
+                "annotations",
+                "mixed",
+                "sp",
+                "spiketrain"
+            ]
+        );
+        assert_eq!(v[0].offset, 128);
+        assert!(v[1].offset > v[0].offset);
+        let MatValue::Cell { dims, items } = &v[0].value else {
+            panic!("{:?}", v[0].value)
+        };
+        assert_eq!(dims, &[2, 1]);
+        assert_eq!(
+            items[1].text().as_deref(),
+            Some("n02085782-Japanese_spaniel/n02085782_2.jpg")
+        );
+        assert_eq!(
+            v[1].value,
+            MatValue::Numeric {
+                dims: vec![2, 1],
+                values: vec![1.0, 2.0]
+            }
+        );
+        let a = &v[2].value;
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.dims(), &[1, 2]);
+        assert_eq!(
+            a.field(1, "fname").and_then(MatValue::text).as_deref(),
+            Some("00002.jpg")
+        );
+        assert_eq!(
+            a.field(1, "bbox_y2").and_then(MatValue::scalar),
+            Some(868.0)
+        );
+        assert_eq!(a.field(0, "class").and_then(MatValue::scalar), Some(14.0));
+        assert_eq!(a.field(2, "class"), None);
+        assert_eq!(a.field(0, "test"), None);
+        let MatValue::Cell { items, .. } = &v[3].value else {
+            panic!("{:?}", v[3].value)
+        };
+        let texts: Vec<Option<String>> = items[..4].iter().map(MatValue::text).collect();
+        assert_eq!(
+            texts,
+            [Some("ab"), Some("utf8 text"), Some("Škoda"), Some("")].map(|t| t.map(String::from))
+        );
+        let MatValue::Cell { items: inner, .. } = &items[4] else {
+            panic!("{:?}", items[4])
+        };
+        assert_eq!(
+            inner[0],
+            MatValue::Numeric {
+                dims: vec![1, 2],
+                values: vec![0.5, -2.0]
+            }
+        );
+        assert!(items[5].is_empty() && items[5].dims() == [0, 0]);
+        assert_eq!(v[4].value, MatValue::Other { class: MX_SPARSE });
+        // the numeric view keeps the top-level numeric arrays only
+        let numeric = mat::parse_mat(&f, "spec.mat").unwrap();
+        let names: Vec<&str> = numeric.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["labels", "spiketrain"]);
+        // the split-list readers
+        assert_eq!(
+            mat::stanford_dogs_list(&v, "spec.mat").unwrap(),
+            vec![
+                ("n02085620-Chihuahua/n02085620_5927.jpg".to_string(), 0),
+                ("n02085782-Japanese_spaniel/n02085782_2.jpg".to_string(), 1)
+            ]
+        );
+        let cars = mat::stanford_cars_annotations(&v, "spec.mat").unwrap();
+        assert_eq!(
+            cars.iter()
+                .map(|a| (a.fname.as_str(), a.class))
+                .collect::<Vec<_>>(),
+            [("00001.jpg", 13), ("00002.jpg", 2)]
+        );
+        // only two of the four box fields: no box
+        assert!(cars.iter().all(|a| a.bbox.is_none() && a.test.is_none()));
+        let e = mat::stanford_cars_class_names(&v, "spec.mat")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.mat") && e.contains("class_names"), "{e}");
+        // every truncation is an error naming the file and a byte offset, never a panic
+        for cut in [130, 200, f.len() / 2, f.len() - 1] {
+            let e = mat::parse_mat_variables(&f[..cut], "cut.mat")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("cut.mat") && e.contains("byte "), "{cut}: {e}");
+        }
+    }
+    // a cell claiming 2^30 elements in a few bytes: refused before allocating
+    let huge = file(&[cell("c", &[1 << 15, 1 << 15], &[chars("", "x")])], false);
+    let e = mat::parse_mat_variables(&huge, "huge.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huge.mat") && e.contains("cannot fit"), "{e}");
+    // a char array whose data does not match its dimensions
+    let mut bad = chars("s", "abc");
+    bad[8 + 16 + 8 + 4] = 4; // dims 1 × 3 → 1 × 4: matrix tag, array flags, dims tag, 1st dim
+    let e = mat::parse_mat_variables(&file(&[bad], true), "char.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("char.mat") && e.contains("decompressed byte 0") && e.contains("4 characters"),
+        "{e}"
+    );
+    // nesting is bounded
+    let mut deep = double("", &[1, 1], &[1.0]);
+    for _ in 0..40 {
+        deep = cell("", &[1, 1], &[deep]);
+    }
+    let e = mat::parse_mat_variables(&file(&[deep], false), "deep.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("deep.mat") && e.contains("nested deeper"), "{e}");
+    // MATLAB 7.3 (HDF5) files are named as such
+    let mut h5 = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".to_vec();
+    h5.resize(512, 0);
+    let e = mat::parse_mat_variables(&h5, "v73.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("v73.mat") && e.contains("7.3"), "{e}");
+}
+
 /// `.npz` archives built here (zip written by `npy::write_zip` per the PKWARE APPNOTE, members
 /// per the NumPy format spec), as `np.savez` (stored) and `np.savez_compressed` (deflated) lay
 /// them out: separate `x`, `y`, `t`, `p` arrays and one structured array.

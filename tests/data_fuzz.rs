@@ -3,6 +3,8 @@
 //! return `Ok` or `Err`, never panic (a panic fails the test). Real sample files from
 //! `../shared/data` seed the mutations when present; synthetic valid files are always used.
 
+mod common;
+
 use std::path::Path;
 
 use rand::rngs::StdRng;
@@ -429,6 +431,75 @@ fn mat_never_panics() {
                 }
             }
         }
+    });
+}
+
+/// Cell, struct and char arrays (the Stanford Dogs and Cars split lists, built from the
+/// MathWorks Level 5 spec by `common::mat5`): whole files mutated, and the `miMATRIX` bytes
+/// mutated *before* compression so the mutations reach the decompressed parser past zlib's
+/// checksum.
+#[test]
+fn mat_cells_structs_chars_never_panic() {
+    use common::mat5::*;
+    let vars = vec![
+        cell(
+            "file_list",
+            &[2, 1],
+            &[
+                chars("", "n02085620-Chihuahua/a.jpg"),
+                chars("", "n02085782-x/b.jpg"),
+            ],
+        ),
+        double_as_u8("labels", &[2, 1], &[1, 2]),
+        structure(
+            "annotations",
+            &[1, 2],
+            &["bbox_x1", "class", "fname", "test"],
+            &[
+                uint_scalar("", MX_UINT8, 3),
+                uint_scalar("", MX_UINT8, 2),
+                chars("", "00001.jpg"),
+                uint_scalar("", MX_UINT8, 0),
+                uint_scalar("", MX_UINT16, 300),
+                uint_scalar("", MX_UINT8, 1),
+                chars_utf8("", "00002.jpg"),
+                uint_scalar("", MX_UINT8, 1),
+            ],
+        ),
+        cell(
+            "class_names",
+            &[1, 3],
+            &[
+                chars("", "AM General"),
+                chars("", "ab"),
+                cell("", &[1, 1], &[chars("", "")]),
+            ],
+        ),
+    ];
+    let check = |b: &[u8]| {
+        if let Ok(v) = mat::parse_mat_variables(b, "fuzz") {
+            let _ = mat::stanford_dogs_list(&v, "fuzz");
+            let _ = mat::stanford_cars_annotations(&v, "fuzz");
+            let _ = mat::stanford_cars_class_names(&v, "fuzz");
+            for x in &v {
+                let _ = (x.value.text(), x.value.scalar(), x.value.field(1, "class"));
+            }
+        }
+    };
+    let plain = file(&vars, false);
+    let packed = file(&vars, true);
+    for f in [&plain, &packed] {
+        let v = mat::parse_mat_variables(f, "seed").unwrap();
+        assert_eq!(mat::stanford_dogs_list(&v, "seed").unwrap().len(), 2);
+        assert_eq!(mat::stanford_cars_annotations(&v, "seed").unwrap().len(), 2);
+    }
+    run(&[plain, packed], 128, ROUNDS, 11, check);
+    // the same variables mutated, then stored plainly and compressed
+    run(&vars, 0, ROUNDS, 12, |m| {
+        let mut f = header();
+        f.extend_from_slice(m);
+        check(&f);
+        check(&file(&[m.to_vec()], true));
     });
 }
 

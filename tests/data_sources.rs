@@ -426,11 +426,11 @@ fn image_folder_layouts_and_bad_images() {
     std::fs::write(dogs.join("test_list.txt"), "no_slash.png\n").unwrap();
     let e = load(&c, 1).unwrap_err().to_string();
     assert!(e.contains("test_list.txt") && e.contains("line 1"), "{e}");
-    // only the MAT lists: a clear message
+    // only a broken MAT list: the MAT reader names it
     std::fs::remove_file(dogs.join("test_list.txt")).unwrap();
     std::fs::write(dogs.join("train_list.mat"), b"MATLAB").unwrap();
     let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("train_list.txt"), "{e}");
+    assert!(e.contains("train_list.mat") && e.contains("byte 0"), "{e}");
 
     // Stanford Cars CSV exports (header optional, 1-based classes)
     let cars = scratch("folder-cars");
@@ -486,6 +486,233 @@ fn aedat2_file(events: &[(u32, u32, u32, u32)]) -> Vec<u8> {
         b.extend_from_slice(&t.to_be_bytes());
     }
     b
+}
+
+/// Stanford Dogs' `train_list.mat`/`test_list.mat` and Stanford Cars' devkit MAT files
+/// (`cars_train_annos.mat`, `cars_test_annos_withlabels.mat`, `cars_meta.mat`) and
+/// `cars_annos.mat`, written byte by byte from the MathWorks Level 5 MAT-file specification by
+/// `common::mat5` (no real split file is on this machine), plain and `miCOMPRESSED`.
+#[test]
+fn stanford_dogs_and_cars_mat_split_lists() {
+    use common::mat5::*;
+    // Dogs: three classes (official labels follow the sorted folders), images under Images/
+    let dogs = scratch("folder-dogs-mat");
+    let classes = [
+        "n02085620-Chihuahua",
+        "n02085782-Japanese_spaniel",
+        "n02085936-Maltese_dog",
+    ];
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (k, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(dogs.join("Images").join(class)).unwrap();
+        for i in 0..3u8 {
+            let rel = format!("{class}/{}_{i}.jpg", &class[..9]);
+            write_image(
+                &dogs.join("Images").join(&rel),
+                4,
+                4,
+                [i * 60, k as u8 * 70, 0],
+            );
+            let list = if i < 2 { &mut train } else { &mut test };
+            list.push((rel, k as u8 + 1));
+        }
+    }
+    let list_file = |items: &[(String, u8)], compress: bool| {
+        let n = items.len() as u32;
+        let files: Vec<Vec<u8>> = items.iter().map(|(r, _)| chars("", r)).collect();
+        let annos: Vec<Vec<u8>> = items
+            .iter()
+            .map(|(r, _)| chars("", r.trim_end_matches(".jpg")))
+            .collect();
+        let labels: Vec<f64> = items.iter().map(|(_, l)| *l as f64).collect();
+        file(
+            &[
+                cell("file_list", &[n, 1], &files),
+                cell("annotation_list", &[n, 1], &annos),
+                double("labels", &[n, 1], &labels),
+            ],
+            compress,
+        )
+    };
+    let mut c = config(format!("folder:{}", dogs.display()), &dogs);
+    c.image_size = 4;
+    for compress in [false, true] {
+        std::fs::write(dogs.join("train_list.mat"), list_file(&train, compress)).unwrap();
+        std::fs::write(dogs.join("test_list.mat"), list_file(&test, !compress)).unwrap();
+        let s = load(&c, 1).unwrap();
+        assert_eq!(
+            (s.train.len(), s.test.len(), s.train.num_classes),
+            (6, 3, 3)
+        );
+        assert_eq!(
+            (s.train.labels.clone(), s.test.labels.clone()),
+            (vec![0, 0, 1, 1, 2, 2], vec![0, 1, 2])
+        );
+        // the pixels are those of the listed files: green = 70 · class / 255 (JPEG: ±3/255)
+        let per = s.test.sample_len();
+        for (k, v) in s.test.values.chunks(per).enumerate() {
+            let green = v[16..32].iter().sum::<f32>() / 16.0;
+            assert!(
+                (green - k as f32 * 70.0 / 255.0).abs() < 3.0 / 255.0,
+                "{k}: {green}"
+            );
+        }
+    }
+    // a label of 0, and one folder with two labels: errors naming the file and the entry
+    let mut bad = test.clone();
+    bad[1].1 = 0;
+    std::fs::write(dogs.join("test_list.mat"), list_file(&bad, false)).unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("test_list.mat") && e.contains("entry 2") && e.contains("byte "),
+        "{e}"
+    );
+    let mut bad = train.clone();
+    bad[1].1 = 3;
+    std::fs::write(dogs.join("train_list.mat"), list_file(&bad, true)).unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("train_list.mat") && e.contains("Chihuahua") && e.contains("labels 1 and 3"),
+        "{e}"
+    );
+    std::fs::remove_file(dogs.join("test_list.mat")).unwrap();
+    std::fs::write(dogs.join("train_list.mat"), list_file(&train, true)).unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(e.contains("test_list.mat"), "{e}");
+
+    // Cars devkit: uint8/uint16 box and class fields, as the devkit stores them
+    let cars = scratch("folder-cars-mat");
+    for d in ["cars_train", "cars_test", "devkit"] {
+        std::fs::create_dir_all(cars.join(d)).unwrap();
+    }
+    let anno = |fname: &str, class: u8, extra: &[(&str, u8)]| {
+        let mut v = vec![
+            uint_scalar("", MX_UINT8, 39),
+            uint_scalar("", MX_UINT8, 116),
+            uint_scalar("", MX_UINT16, 569),
+            uint_scalar("", MX_UINT16, 375),
+            uint_scalar("", MX_UINT8, class as u16),
+            chars("", fname),
+        ];
+        v.extend(
+            extra
+                .iter()
+                .map(|(_, x)| uint_scalar("", MX_UINT8, *x as u16)),
+        );
+        v
+    };
+    let annotations = |items: &[(String, u8, Option<u8>)], path_field: &str| {
+        let mut fields = vec![
+            "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", path_field,
+        ];
+        let mut values = Vec::new();
+        for (f, class, test) in items {
+            let extra: Vec<(&str, u8)> = test.iter().map(|t| ("test", *t)).collect();
+            values.extend(anno(f, *class, &extra));
+        }
+        if items.iter().any(|i| i.2.is_some()) {
+            fields.push("test");
+        }
+        structure("annotations", &[1, items.len() as u32], &fields, &values)
+    };
+    let names = |n: usize| {
+        let items: Vec<Vec<u8>> = (0..n)
+            .map(|k| chars("", &format!("Make Model {k}")))
+            .collect();
+        cell("class_names", &[1, n as u32], &items)
+    };
+    let (mut tr, mut te) = (Vec::new(), Vec::new());
+    for i in 0..5u8 {
+        let (d, list) = if i < 3 {
+            ("cars_train", &mut tr)
+        } else {
+            ("cars_test", &mut te)
+        };
+        let f = format!("{:05}.jpg", i + 1);
+        write_image(&cars.join(d).join(&f), 4, 4, [0, i * 50, 0]);
+        list.push((f, 1 + i % 3, None));
+    }
+    std::fs::write(
+        cars.join("devkit/cars_train_annos.mat"),
+        file(&[annotations(&tr, "fname")], true),
+    )
+    .unwrap();
+    std::fs::write(cars.join("devkit/cars_meta.mat"), file(&[names(4)], false)).unwrap();
+    let mut c = config(format!("folder:{}", cars.display()), &cars);
+    c.image_size = 4;
+    // without the labelled test annotations: named
+    std::fs::write(
+        cars.join("devkit/cars_test_annos.mat"),
+        file(&[annotations(&te, "fname")], true),
+    )
+    .unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(e.contains("cars_test_annos_withlabels.mat"), "{e}");
+    for dir in ["", "devkit"] {
+        let p = cars.join(dir).join("cars_test_annos_withlabels.mat");
+        std::fs::write(&p, file(&[annotations(&te, "fname")], dir.is_empty())).unwrap();
+        let s = load(&c, 1).unwrap();
+        assert_eq!(
+            (s.train.len(), s.test.len(), s.train.num_classes),
+            (3, 2, 4),
+            "class count from cars_meta.mat"
+        );
+        assert_eq!(
+            (s.train.labels.clone(), s.test.labels.clone()),
+            (vec![0, 1, 2], vec![0, 1])
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+    // a class beyond `class_names`
+    std::fs::write(cars.join("devkit/cars_meta.mat"), file(&[names(2)], true)).unwrap();
+    std::fs::write(
+        cars.join("cars_test_annos_withlabels.mat"),
+        file(&[annotations(&te, "fname")], false),
+    )
+    .unwrap();
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("cars_train_annos.mat") && e.contains("entry 3") && e.contains("names 2"),
+        "{e}"
+    );
+
+    // cars_annos.mat: relative_im_path and `test` in one struct, class_names beside it
+    let all = scratch("folder-cars-annos");
+    std::fs::create_dir_all(all.join("car_ims")).unwrap();
+    let mut items = Vec::new();
+    for i in 0..6u8 {
+        let f = format!("car_ims/{:06}.jpg", i + 1);
+        write_image(&all.join(&f), 4, 4, [i * 40, 0, 0]);
+        items.push((f, 1 + i % 2, Some(u8::from(i >= 4))));
+    }
+    let write = |items: &[(String, u8, Option<u8>)], compress: bool| {
+        let f = file(
+            &[annotations(items, "relative_im_path"), names(2)],
+            compress,
+        );
+        std::fs::write(all.join("cars_annos.mat"), f).unwrap();
+    };
+    let mut c = config(format!("folder:{}", all.display()), &all);
+    c.image_size = 4;
+    for compress in [false, true] {
+        write(&items, compress);
+        let s = load(&c, 1).unwrap();
+        assert_eq!(
+            (s.train.len(), s.test.len(), s.train.num_classes),
+            (4, 2, 2)
+        );
+        assert_eq!(
+            (s.train.labels.clone(), s.test.labels.clone()),
+            (vec![0, 1, 0, 1], vec![0, 1])
+        );
+    }
+    items[2].2 = Some(2);
+    write(&items, true);
+    let e = load(&c, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("cars_annos.mat") && e.contains("entry 3") && e.contains("`test`"),
+        "{e}"
+    );
 }
 
 #[test]

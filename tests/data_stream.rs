@@ -263,3 +263,94 @@ fn a_missing_path_names_the_os_error_once() {
         format!("{}: {reason} (os error 2)", missing.display())
     );
 }
+
+/// `train/<class>/` and `val/<class>/` PNG folders, streamed; a run trained on it by the binary.
+fn streamed_image_run(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    for split in ["train", "val"] {
+        for (k, c) in ["a", "b"].iter().enumerate() {
+            std::fs::create_dir_all(root.join(split).join(c)).unwrap();
+            for i in 0..4u32 {
+                let img = image::RgbImage::from_fn(8, 8, |x, y| {
+                    image::Rgb([(x * 30) as u8, (y * 30) as u8, (k as u32 * 200 + i) as u8])
+                });
+                img.save(root.join(split).join(c).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+    }
+    let config = root.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\narch = \"small_cnn\"\nin_channels = 3\ninput_size = 8\nchannels = [4, 8]\n\
+             [train]\nepochs = 1\ntimesteps = 2\nbatch_size = 4\n\
+             [data]\nsource = \"folder:{}\"\nimage_size = 8\nstream = true\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    (config, root.join("run"))
+}
+
+/// Cuts the PNG `path` two bytes into its first IDAT chunk's data: the header check made at
+/// load time (which reads up to the first IDAT) passes, decoding the pixels fails.
+fn truncate_after_png_header(path: &Path) {
+    let b = std::fs::read(path).unwrap();
+    let idat = b.windows(4).position(|w| w == b"IDAT").unwrap();
+    std::fs::write(path, &b[..idat + 6]).unwrap();
+}
+
+#[test]
+fn a_streamed_file_broken_after_loading_is_an_error_not_a_panic() {
+    let root = scratch("broken-after-load");
+    let (config, run) = streamed_image_run(&root.0);
+    // library: the test pass at the end of an epoch returns the error (it used to panic)
+    let rc = RunConfig::from_toml(&std::fs::read_to_string(&config).unwrap(), "run.toml").unwrap();
+    let data = load(&rc.data, rc.train.timesteps).unwrap();
+    assert!(data.test.is_lazy());
+    let victim = root.0.join("val/b/2.png");
+    let original = std::fs::read(&victim).unwrap();
+    truncate_after_png_header(&victim);
+    let objective = rc.objective().unwrap();
+    let Err(e) = train(
+        &rc.model,
+        &rc.train,
+        objective.as_ref(),
+        &data,
+        &Device::flex(),
+        TrainHooks::default(),
+    ) else {
+        panic!("a broken test file fails training");
+    };
+    assert!(
+        matches!(e, tks::error::TrainError::Data(_)) && e.to_string().contains("val/b/2.png"),
+        "{e}"
+    );
+    let model = rc.model.init(&Device::flex()).unwrap();
+    let e = tks::eval::evaluate(&model, &data.test, 2, 4, Encoder::Direct, &Device::flex())
+        .expect_err("a broken test file fails evaluation");
+    assert!(e.to_string().contains("val/b/2.png"), "{e}");
+    // binary: train on the intact files, then break one so that `eval`, `sweep`, `anytime`
+    // and `report --tsne-points` load the set (the header check passes) and fail decoding it
+    std::fs::write(&victim, &original).unwrap();
+    let (c, r) = (config.display().to_string(), run.display().to_string());
+    let (ok, out, err) = common::run_tks(&["train", "--config", &c, "--out", &r]);
+    assert!(ok, "{out}\n{err}");
+    truncate_after_png_header(&victim);
+    let out_dir = root.0.join("report").display().to_string();
+    for args in [
+        vec!["eval", "--run", &r],
+        vec!["sweep", "--run", &r, "--max-t", "2"],
+        vec!["anytime", "--run", &r],
+        vec!["report", &r, "--out", &out_dir, "--tsne-points", "4"],
+    ] {
+        let (ok, out, err) = common::run_tks(&args);
+        assert!(!ok, "{args:?} succeeded on a broken file:\n{out}");
+        assert!(
+            err.contains("evaluating on")
+                && err.contains("val/b/2.png")
+                && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -132,7 +132,7 @@ fn bkd_trains_from_a_saved_ann_teacher() {
     save_model(&teacher.model, &teacher_path, &CheckpointMeta::default()).unwrap();
     let device = Device::flex();
     let reloaded = load_model(&ann.model, &teacher_path, &device, "objective.teacher").unwrap();
-    let again = evaluate(&reloaded, &data.test, 1, 256, ann.train.encoder, &device);
+    let again = evaluate(&reloaded, &data.test, 1, 256, ann.train.encoder, &device).unwrap();
     assert_eq!(
         again.accuracy, teacher_accuracy,
         "round trip changes the teacher"

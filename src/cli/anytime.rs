@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::eval::{load_data, load_run, write_json};
@@ -62,7 +63,8 @@ pub fn run(args: AnytimeArgs) -> anyhow::Result<()> {
         run.config.train.encoder,
         &run.device,
         0,
-    );
+    )
+    .with_context(|| format!("evaluating on {} at T = {t}", data.test.name))?;
     let points = anytime_curve(&logits, &thresholds);
     let full = crate::eval::analysis::analyze(&logits).report.accuracy;
     println!(

@@ -161,7 +161,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             ac_pj: args.ac_pj,
             mac_pj: args.mac_pj,
         },
-    );
+    )
+    .with_context(|| format!("evaluating on {} at T = {t}", data.test.name))?;
     println!(
         "tks eval: {} (epoch {}) on {} at T = {}",
         run.checkpoint.path.display(),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::eval::{load_data, load_run, write_json};
@@ -69,7 +70,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             c.train.eval_batch_size,
             c.train.encoder,
             &run.device,
-        );
+        )
+        .with_context(|| format!("evaluating on {} at T = {t}", data.test.name))?;
         println!("  T = {:<3} accuracy {:6.2}%", t, 100.0 * p[0].accuracy);
         test_t.extend(p);
     }

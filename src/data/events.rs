@@ -125,6 +125,46 @@ pub enum Resize {
     },
 }
 
+/// The frame of an event, as SpikingJelly assigns them: the one place that computes it, for
+/// [`frame_indices`] and (one event at a time, without a per-event vector) [`to_frames`].
+#[derive(Debug, Clone, Copy)]
+struct FrameOf {
+    split_by: SplitBy,
+    last: usize,
+    /// `Number`: events per frame (`N / T`).
+    per_frame: usize,
+    /// `Time`: first timestamp and window length.
+    t0: u64,
+    dt: u64,
+}
+
+impl FrameOf {
+    fn new(events: &Events, split_by: SplitBy, timesteps: usize) -> Self {
+        let t0 = events.t.first().copied().unwrap_or(0);
+        let t_end = events.t.last().copied().unwrap_or(t0);
+        Self {
+            split_by,
+            last: timesteps.max(1) - 1,
+            per_frame: events.len() / timesteps.max(1),
+            t0,
+            dt: t_end.saturating_sub(t0) / timesteps.max(1) as u64,
+        }
+    }
+
+    /// Frame of event `i` at time `t`.
+    fn frame(&self, i: usize, t: u64) -> usize {
+        match self.split_by {
+            SplitBy::Number => i
+                .checked_div(self.per_frame)
+                .map_or(self.last, |f| f.min(self.last)),
+            SplitBy::Time => t
+                .saturating_sub(self.t0)
+                .checked_div(self.dt)
+                .map_or(self.last, |f| f.min(self.last as u64) as usize),
+        }
+    }
+}
+
 /// The frame index of every event (`0..timesteps`), as SpikingJelly assigns them.
 ///
 /// `timesteps` must be at least 1. With fewer events than frames (`Number`) or a time span
@@ -132,52 +172,33 @@ pub enum Resize {
 /// would give empty frames (`Number`) or fail (`Time`); empty time windows stay empty.
 /// Events earlier than the first one (unsorted input) go to frame 0.
 pub fn frame_indices(events: &Events, split_by: SplitBy, timesteps: usize) -> Vec<usize> {
-    let n = events.len();
-    let last = timesteps.max(1) - 1;
-    match split_by {
-        SplitBy::Number => {
-            let di = n / timesteps.max(1);
-            (0..n)
-                .map(|i| i.checked_div(di).map_or(last, |f| f.min(last)))
-                .collect()
-        }
-        SplitBy::Time => {
-            let Some(&t0) = events.t.first() else {
-                return Vec::new();
-            };
-            let t_end = *events.t.last().unwrap_or(&t0);
-            let dt = t_end.saturating_sub(t0) / timesteps.max(1) as u64;
-            events
-                .t
-                .iter()
-                .map(|&t| {
-                    t.saturating_sub(t0)
-                        .checked_div(dt)
-                        .map_or(last, |f| f.min(last as u64) as usize)
-                })
-                .collect()
-        }
-    }
+    let f = FrameOf::new(events, split_by, timesteps);
+    events
+        .t
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| f.frame(i, t))
+        .collect()
 }
 
 /// Integrates `events` into frames `[timesteps, 2, H, W]`, row-major, where `(H, W)` is the sensor
 /// size or the `resize` target. Each value counts the events of that polarity at that pixel in
-/// that frame (before resizing). Events outside the sensor are skipped.
+/// that frame (before resizing). Events outside the sensor are skipped. Frames are assigned one
+/// event at a time (as [`frame_indices`]), so the only allocation is the frames themselves.
 pub fn to_frames(events: &Events, split_by: SplitBy, timesteps: usize, resize: Resize) -> Vec<f32> {
     let (h, w) = (events.height as usize, events.width as usize);
     let timesteps = timesteps.max(1);
     let plane = h * w;
     let mut frames = vec![0.0f32; timesteps * 2 * plane];
-    for (i, f) in frame_indices(events, split_by, timesteps)
-        .into_iter()
-        .enumerate()
-    {
-        let (x, y) = (events.x[i] as usize, events.y[i] as usize);
+    let frame_of = FrameOf::new(events, split_by, timesteps);
+    let xy = events.x.iter().zip(&events.y);
+    for (i, ((&t, &p), (&x, &y))) in events.t.iter().zip(&events.p).zip(xy).enumerate() {
+        let (x, y) = (x as usize, y as usize);
         if x >= w || y >= h {
             continue;
         }
-        let c = usize::from(events.p[i] != 0);
-        frames[(f * 2 + c) * plane + y * w + x] += 1.0;
+        let c = usize::from(p != 0);
+        frames[(frame_of.frame(i, t) * 2 + c) * plane + y * w + x] += 1.0;
     }
     match resize {
         Resize::None => frames,
@@ -323,6 +344,48 @@ mod tests {
         let e = stream(&[0, 1, 2, 90, 99]);
         assert_eq!(frame_indices(&e, SplitBy::Time, 3), vec![0, 0, 0, 2, 2]);
         assert!(frame_indices(&Events::new(1, 1), SplitBy::Time, 3).is_empty());
+    }
+
+    /// The frames equal an integration by the per-event [`frame_indices`], for random streams
+    /// (sorted and unsorted times, events outside the sensor, fewer events than frames).
+    #[test]
+    fn frames_equal_integration_by_frame_indices() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(3);
+        for case in 0..200 {
+            let n = rng.random_range(0..300);
+            let mut e = Events::new(rng.random_range(1..9), rng.random_range(1..7));
+            let mut t = rng.random_range(0..1000u64);
+            for _ in 0..n {
+                t = if case % 3 == 0 {
+                    rng.random_range(0..5000)
+                } else {
+                    t + rng.random_range(0..40)
+                };
+                e.push(
+                    rng.random_range(0..10),
+                    rng.random_range(0..8),
+                    t,
+                    rng.random_range(0..2),
+                );
+            }
+            for split in [SplitBy::Number, SplitBy::Time] {
+                let steps = rng.random_range(1..12);
+                let (h, w) = (e.height as usize, e.width as usize);
+                let mut want = vec![0.0f32; steps * 2 * h * w];
+                for (i, f) in frame_indices(&e, split, steps).into_iter().enumerate() {
+                    let (x, y) = (e.x[i] as usize, e.y[i] as usize);
+                    if x < w && y < h {
+                        want[(f * 2 + usize::from(e.p[i] != 0)) * h * w + y * w + x] += 1.0;
+                    }
+                }
+                assert_eq!(
+                    to_frames(&e, split, steps, Resize::None),
+                    want,
+                    "{case} {split:?}"
+                );
+            }
+        }
     }
 
     #[test]

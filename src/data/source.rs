@@ -8,7 +8,7 @@
 //! | `mnist:`, `fashion:`, `kmnist:` | the 4 IDX files (`train-images-idx3-ubyte[.gz]`, …) | official |
 //! | `cifar10:` | `data_batch_{1..5}.bin`, `test_batch.bin` (or their `cifar-10-batches-bin/`) | official |
 //! | `cifar100:` | `train.bin`, `test.bin` (or `cifar-100-binary/`), fine labels | official |
-//! | `folder:` | `train/<class>/*.{jpg,png}` + `val/` or `test/`; or CUB-200-2011 lists; or Stanford Dogs `train_list.txt`/`test_list.txt` + `Images/`; or Stanford Cars `anno_train.csv`/`anno_test.csv` + `cars_train/`, `cars_test/`; or `<class>/*` | official / lists / seeded 9:1 |
+//! | `folder:` | `train/<class>/*.{jpg,png}` + `val/` or `test/`; or CUB-200-2011 lists; or Stanford Dogs `train_list.{mat,txt}`/`test_list.{mat,txt}` + `Images/`; or Stanford Cars `devkit/cars_train_annos.mat` + `cars_test_annos_withlabels.mat` (or `cars_annos.mat`, or `anno_train.csv`/`anno_test.csv`) + `cars_train/`, `cars_test/`; or `<class>/*` | official / lists / seeded 9:1 |
 //! | `nmnist:` | `train1K.txt` + `test100.txt` + `<id>.bs2` (SLAYER's NMNISTsmall), or `Train/<digit>/*.bin` + `Test/…` | official |
 //! | `cifar10dvs:` | `<class>/*.aedat` (AEDAT 2.0) | seeded per-class 9:1 |
 //! | `ncaltech101:` | `<class>/*.bin` (40-bit ATIS, shifted to the origin as tonic does, 240×180; events beyond are skipped) | seeded per-class 9:1 |
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::AugmentConfig;
 use super::cache::{FrameCache, default_dir};
 use super::events::{Events, Resize, SplitBy, stratified_split, to_frames};
-use super::formats::{aedat2, aedat3, cifar, idx, nmnist, path_name, read_file};
+use super::formats::{aedat2, aedat3, cifar, idx, mat, nmnist, path_name, read_file};
 use super::stream::{Decoder, LazyItem, LazySamples};
 use super::{Dataset, SampleKind, Split, Storage, digits};
 use crate::error::{ConfigError, DataError, check_range};
@@ -722,19 +722,14 @@ fn load_folder(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     if root.join("anno_train.csv").is_file() && root.join("anno_test.csv").is_file() {
         return load_cars(root, c);
     }
-    for (mat, txt) in [
-        ("train_list.mat", "train_list.txt/test_list.txt"),
-        (
-            "devkit/cars_train_annos.mat",
-            "anno_train.csv/anno_test.csv",
-        ),
-    ] {
-        if root.join(mat).is_file() {
-            return Err(not_found(
-                &root.join(mat),
-                &format!("MAT split lists are not read; export them as {txt}"),
-            ));
-        }
+    if root.join("train_list.mat").is_file() {
+        return load_dogs_mat(root, c);
+    }
+    if root.join("devkit/cars_train_annos.mat").is_file() {
+        return load_cars_devkit(root, c);
+    }
+    if root.join("cars_annos.mat").is_file() {
+        return load_cars_annos(root, c);
     }
     let (classes, items) = class_files(root, &IMAGE_EXTS)?;
     let labels: Vec<u32> = items.iter().map(|(_, l)| *l).collect();
@@ -929,6 +924,133 @@ fn load_cars(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
         .map(|(_, l)| *l as usize + 1)
         .max();
     listed_split(root, c, train, test, n.unwrap_or(0), "anno_train.csv")
+}
+
+/// Stanford Dogs, the official MAT lists: `train_list.mat` / `test_list.mat` (`file_list`,
+/// `labels` 1-based), images under `Images/`.
+fn load_dogs_mat(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
+    let read = |name: &str| -> Result<Vec<(PathBuf, u32)>, DataError> {
+        let path = root.join(name);
+        let vars = mat::mat_variables_from_path(&path)?;
+        Ok(mat::stanford_dogs_list(&vars, &path_name(&path))?
+            .into_iter()
+            .map(|(rel, label)| (root.join("Images").join(rel), label))
+            .collect())
+    };
+    let (train, test) = (read("train_list.mat")?, read("test_list.mat")?);
+    let n = train
+        .iter()
+        .chain(&test)
+        .map(|(_, l)| *l as usize + 1)
+        .max();
+    listed_split(root, c, train, test, n.unwrap_or(0), "train_list.mat")
+}
+
+/// The annotations in the variables `vars` of the Stanford Cars MAT file `path` as (image path
+/// under `dir`, label, test flag), checked against `classes` class names when known.
+fn cars_items(
+    vars: &[mat::MatVariable],
+    path: &Path,
+    dir: &Path,
+    classes: Option<usize>,
+) -> Result<Vec<(PathBuf, u32, Option<bool>)>, DataError> {
+    let annos = mat::stanford_cars_annotations(vars, &path_name(path))?;
+    let mut out = Vec::with_capacity(annos.len());
+    for (i, a) in annos.into_iter().enumerate() {
+        if let Some(n) = classes.filter(|&n| a.class as usize >= n) {
+            return Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                location: format!("`annotations` entry {}", i + 1),
+                what: format!("class {} but `class_names` names {n} classes", a.class + 1),
+            });
+        }
+        out.push((dir.join(&a.fname), a.class, a.test));
+    }
+    Ok(out)
+}
+
+/// The items and class count of Stanford Cars MAT annotations: `class_names` gives the count
+/// when present, else the largest class.
+fn cars_split(
+    root: &Path,
+    c: &DataConfig,
+    train: Vec<(PathBuf, u32)>,
+    test: Vec<(PathBuf, u32)>,
+    classes: Option<usize>,
+    list: &str,
+) -> Result<Split, DataError> {
+    let n = classes.unwrap_or_else(|| {
+        train
+            .iter()
+            .chain(&test)
+            .map(|(_, l)| *l as usize + 1)
+            .max()
+            .unwrap_or(0)
+    });
+    listed_split(root, c, train, test, n, list)
+}
+
+/// Stanford Cars, the devkit's MAT annotations: `devkit/cars_train_annos.mat` with images in
+/// `cars_train/`, `cars_test_annos_withlabels.mat` (in the root or in `devkit/`) with images in
+/// `cars_test/`, class names from `devkit/cars_meta.mat` when present.
+fn load_cars_devkit(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
+    let devkit = root.join("devkit");
+    let meta = devkit.join("cars_meta.mat");
+    let classes = if meta.is_file() {
+        let vars = mat::mat_variables_from_path(&meta)?;
+        Some(mat::stanford_cars_class_names(&vars, &path_name(&meta))?.len())
+    } else {
+        None
+    };
+    let test_list = [root, &devkit]
+        .iter()
+        .map(|d| d.join("cars_test_annos_withlabels.mat"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            not_found(
+                &root.join("cars_test_annos_withlabels.mat"),
+                "Stanford Cars test labels not found (here or in devkit/); \
+                 devkit/cars_test_annos.mat has no classes",
+            )
+        })?;
+    let read = |path: &Path, dir: &str| -> Result<Vec<(PathBuf, u32)>, DataError> {
+        let vars = mat::mat_variables_from_path(path)?;
+        let items = cars_items(&vars, path, &root.join(dir), classes)?;
+        Ok(items.into_iter().map(|(p, l, _)| (p, l)).collect())
+    };
+    let train = read(&devkit.join("cars_train_annos.mat"), "cars_train")?;
+    let test = read(&test_list, "cars_test")?;
+    cars_split(root, c, train, test, classes, "devkit/cars_train_annos.mat")
+}
+
+/// Stanford Cars, the single `cars_annos.mat` (`annotations` with `relative_im_path` and
+/// `test`, images under the root, e.g. `car_ims/`; `class_names` in the same file).
+fn load_cars_annos(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
+    let path = root.join("cars_annos.mat");
+    let vars = mat::mat_variables_from_path(&path)?;
+    let name = path_name(&path);
+    let classes = match vars.iter().any(|v| v.name == "class_names") {
+        true => Some(mat::stanford_cars_class_names(&vars, &name)?.len()),
+        false => None,
+    };
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, (p, l, is_test)) in cars_items(&vars, &path, root, classes)?
+        .into_iter()
+        .enumerate()
+    {
+        match is_test {
+            Some(true) => test.push((p, l)),
+            Some(false) => train.push((p, l)),
+            None => {
+                return Err(DataError::Malformed {
+                    path,
+                    location: format!("`annotations` entry {}", i + 1),
+                    what: "no `test` field (which split?)".into(),
+                });
+            }
+        }
+    }
+    cars_split(root, c, train, test, classes, "cars_annos.mat")
 }
 
 // ---------------------------------------------------------------------------------------------

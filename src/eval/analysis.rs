@@ -9,6 +9,7 @@ use super::aurc::{RiskCoverage, risk_coverage};
 use super::energy::{EnergyReport, OpEnergy};
 use super::{AccuracyCounter, EvalReport, argmax, values};
 use crate::data::Dataset;
+use crate::error::DataError;
 use crate::layer::Encoder;
 use crate::model::Model;
 
@@ -103,6 +104,9 @@ pub fn forward_with_features(model: &Model, x: Tensor<5>) -> (Tensor<3>, Option<
 
 /// Runs `model` (inference mode) over `data` at `timesteps` and keeps every logit; with
 /// `features`, also the penultimate features of the first `max_features` samples.
+///
+/// Fails only for a streamed set whose file vanished or changed since it was loaded; the error
+/// names the file.
 pub fn collect_logits(
     model: &Model,
     data: &Dataset,
@@ -111,7 +115,7 @@ pub fn collect_logits(
     encoder: Encoder,
     device: &Device,
     max_features: usize,
-) -> SampleLogits {
+) -> Result<SampleLogits, DataError> {
     let model = model.valid();
     let order = data.order(false, 0, 0);
     let mut out = SampleLogits {
@@ -123,9 +127,7 @@ pub fn collect_logits(
     };
     let batches = data.batches(&order, batch_size.max(1), None);
     for (chunk, host) in order.chunks(batch_size.max(1)).zip(batches) {
-        // a streamed set's files were checked at load; failing now means one changed since
-        let host = host.unwrap_or_else(|e| panic!("{}: cannot decode a batch: {e}", data.name));
-        let batch = host.to_batch(timesteps, encoder, device);
+        let batch = host?.to_batch(timesteps, encoder, device);
         let want_features = out
             .features
             .as_ref()
@@ -157,7 +159,7 @@ pub fn collect_logits(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Everything `tks eval` reports.
@@ -256,7 +258,8 @@ pub fn analyze(l: &SampleLogits) -> Analysis {
     }
 }
 
-/// Collects logits (and measures firing rates and operations) and analyses them.
+/// Collects logits (and measures firing rates and operations) and analyses them; errors as
+/// [`collect_logits`].
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_full(
     model: &Model,
@@ -266,13 +269,14 @@ pub fn evaluate_full(
     encoder: Encoder,
     device: &Device,
     energy: OpEnergy,
-) -> (Analysis, SampleLogits) {
+) -> Result<(Analysis, SampleLogits), DataError> {
     let guard = super::energy::Recording::start();
     let logits = collect_logits(model, data, timesteps, batch_size, encoder, device, 0);
     let recorded = guard.finish();
+    let logits = logits?;
     let mut a = analyze(&logits);
     a.energy = Some(EnergyReport::new(recorded, energy, logits.len(), timesteps));
-    (a, logits)
+    Ok((a, logits))
 }
 
 #[cfg(test)]
@@ -343,7 +347,8 @@ mod tests {
             ),
         ] {
             let model = cfg.init(&device).unwrap();
-            let l = collect_logits(&model, &digits.test, 2, 64, Encoder::Direct, &device, 10);
+            let l =
+                collect_logits(&model, &digits.test, 2, 64, Encoder::Direct, &device, 10).unwrap();
             let f = l.features.clone().unwrap();
             assert_eq!(f.len(), 10);
             assert!(f.iter().all(|r| r.len() == dim), "{cfg:?}");

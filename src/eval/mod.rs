@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
+use crate::error::DataError;
 use crate::layer::Encoder;
 use crate::model::Model;
 
@@ -100,6 +101,9 @@ pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// Evaluates `model` (switched to inference mode) on `data` at `timesteps`.
+///
+/// Fails only for a streamed set whose file vanished or changed since it was loaded (its files
+/// were checked then); the error names the file.
 pub fn evaluate(
     model: &Model,
     data: &Dataset,
@@ -107,21 +111,19 @@ pub fn evaluate(
     batch_size: usize,
     encoder: Encoder,
     device: &Device,
-) -> EvalReport {
+) -> Result<EvalReport, DataError> {
     let model = burn::module::Module::valid(model);
     let mut counter = AccuracyCounter::default();
     let order = data.order(false, 0, 0);
     let batches = data.batches(&order, batch_size.max(1), None);
     for (chunk, host) in order.chunks(batch_size.max(1)).zip(batches) {
-        // a streamed set's files were checked at load; failing now means one changed since
-        let host = host.unwrap_or_else(|e| panic!("{}: cannot decode a batch: {e}", data.name));
-        let batch = host.to_batch(timesteps, encoder, device);
+        let batch = host?.to_batch(timesteps, encoder, device);
         let logits = model.forward(batch.frames);
         let dims = logits.dims();
         let labels: Vec<u32> = chunk.iter().map(|&i| data.labels[i]).collect();
         counter.add(&values(logits), dims, &labels);
     }
-    counter.report()
+    Ok(counter.report())
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ pub struct SweepReport {
     pub train_equal: Vec<SweepPoint>,
 }
 
-/// Evaluates `model` at every T in `ts` (each a separate run of the network for T steps).
+/// Evaluates `model` at every T in `ts` (each a separate run of the network for T steps); errors
+/// as [`evaluate`].
 pub fn sweep_test_t(
     model: &Model,
     data: &Dataset,
@@ -40,15 +41,15 @@ pub fn sweep_test_t(
     batch_size: usize,
     encoder: Encoder,
     device: &Device,
-) -> Vec<SweepPoint> {
+) -> Result<Vec<SweepPoint>, crate::error::DataError> {
     ts.iter()
         .map(|&t| {
-            let report = evaluate(model, data, t, batch_size, encoder, device);
-            SweepPoint {
+            let report = evaluate(model, data, t, batch_size, encoder, device)?;
+            Ok(SweepPoint {
                 timesteps: t,
                 accuracy: report.accuracy,
                 report,
-            }
+            })
         })
         .collect()
 }
@@ -105,7 +106,7 @@ mod tests {
             vec![0, 0, 3, 0],
         )
         .unwrap();
-        let pts = sweep_test_t(&model, &data, &[1, 2, 5], 3, Encoder::Direct, &device);
+        let pts = sweep_test_t(&model, &data, &[1, 2, 5], 3, Encoder::Direct, &device).unwrap();
         assert_eq!(pts.len(), 3);
         for (p, t) in pts.iter().zip([1, 2, 5]) {
             assert_eq!(p.timesteps, t);

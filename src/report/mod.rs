@@ -123,7 +123,8 @@ impl RunSummary {
             config.train.encoder,
             device,
             points,
-        );
+        )
+        .map_err(|e| rerr(&self.dir, format!("evaluating on {}: {e}", data.test.name)))?;
         if let Some(f) = l.features.filter(|f| f.len() >= 2) {
             let y = crate::eval::tsne::tsne(&f, 30.0, 500, config.train.seed);
             self.tsne = Some(

@@ -323,7 +323,7 @@ pub fn train_resumable(
             config.eval_batch_size,
             config.encoder,
             device,
-        );
+        )?;
         let record = EpochRecord {
             epoch: epoch + 1,
             loss: step_losses.iter().sum::<f64>() / step_losses.len().max(1) as f64,

@@ -3,9 +3,13 @@
 //! directory, reading `{"shape": [...], "data": [...]}` arrays, and the float32-vs-float64
 //! tolerance `|got − want| ≤ 1e-5 + 1e-4·|want|` suggested by the reference.
 //!
+//! [`mat5`] writes level-5 MAT-files byte by byte from the MathWorks specification.
+//!
 //! Each test binary uses a subset of these helpers, hence the `dead_code` allowances.
 
 #![allow(dead_code)]
+
+pub mod mat5;
 
 use std::path::{Path, PathBuf};
 

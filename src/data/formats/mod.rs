@@ -13,7 +13,8 @@
 //! * [`aedat4`] — AEDAT 4.0 polarity events (uncompressed, LZ4 or Zstd packets).
 //! * [`aedat3`] — AEDAT 3.1 polarity events and DVS128 Gesture label files.
 //! * [`cifar`] — CIFAR-10 / CIFAR-100 binary batches.
-//! * [`mat`] — MATLAB level-5 MAT-files (numeric arrays; ST-MNIST `spiketrain`).
+//! * [`mat`] — MATLAB level-5 MAT-files (numeric, char, cell, struct arrays; ST-MNIST
+//!   `spiketrain`, Stanford Dogs / Cars split lists).
 
 pub mod aedat2;
 pub mod aedat3;

@@ -157,6 +157,12 @@ fn cases() -> Vec<Case> {
         // (the last one partial), with stride 1 and 2.
         c([1, 3, 20, 40], 64, 3, 1, 1, true),
         c([2, 4, 21, 33], 48, 3, 2, 1, false),
+        // The channel counts the spike-aware kernel specialises (16, 32, 128) and one that
+        // needs two channel blocks (160 = 128 + 32).
+        c([2, 3, 6, 6], 16, 3, 1, 1, true),
+        c([2, 3, 6, 5], 32, 3, 1, 1, true),
+        c([1, 5, 4, 4], 128, 3, 1, 1, true),
+        c([1, 5, 5, 4], 160, 3, 2, 1, true),
     ]
 }
 

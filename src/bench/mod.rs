@@ -551,13 +551,15 @@ pub struct ConvMicroRow {
 
 /// Times one 3×3 "same" conv (`input` `[N, C_in, H, W]` → `out_channels`) at each spike
 /// `density`: training (forward + backward) and inference (forward only), burn's conv vs the
-/// fused dense and spike-aware paths, fastest of `reps` after one warm-up. Shows where the
+/// fused dense and spike-aware paths, fastest of `reps` after one warm-up; `passes` lists the
+/// passes to time (`true` = training, `false` = inference). Shows where the
 /// spike-aware path breaks even ([`crate::layer::fused_conv::sparse_max_density`]).
 pub fn conv_micro(
     input: [usize; 4],
     out_channels: usize,
     densities: &[f64],
     reps: usize,
+    passes: &[bool],
 ) -> anyhow::Result<Vec<ConvMicroRow>> {
     use crate::layer::fused_conv::{self, ConvMode, conv_mode, set_conv_mode};
     use burn::nn::PaddingConfig2d;
@@ -571,7 +573,7 @@ pub fn conv_micro(
             (0.0..=1.0).contains(&density),
             "conv_micro: density {density} outside [0, 1]"
         );
-        for train in [true, false] {
+        for &train in passes {
             let device = if train {
                 Device::flex().autodiff()
             } else {

@@ -51,6 +51,12 @@ pub struct BenchArgs {
     /// Spike densities of `--conv-micro`, comma-separated.
     #[arg(long, default_value = "0.02,0.05,0.1,0.15,0.2,0.3,0.5")]
     densities: String,
+    /// Timed repetitions of `--conv-micro` (the fastest is reported).
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Passes of `--conv-micro`: train, inference or both.
+    #[arg(long, default_value = "both")]
+    pass: String,
 }
 
 pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
@@ -75,12 +81,14 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
             "--conv-micro expects N,C_in,H,W,C_out, got `{shape}`"
         );
         let densities = parse_list::<f64>(&args.densities, "--densities")?;
-        for row in conv_micro(
-            [dims[0], dims[1], dims[2], dims[3]],
-            dims[4],
-            &densities,
-            10,
-        )? {
+        let passes: &[bool] = match args.pass.as_str() {
+            "both" => &[true, false],
+            "train" => &[true],
+            "inference" => &[false],
+            other => anyhow::bail!("unknown --pass `{other}` (train, inference, both)"),
+        };
+        let input = [dims[0], dims[1], dims[2], dims[3]];
+        for row in conv_micro(input, dims[4], &densities, args.reps, passes)? {
             println!("{}", serde_json::to_string(&row)?);
         }
         return Ok(());

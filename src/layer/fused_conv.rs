@@ -948,53 +948,9 @@ pub mod kernel {
             scatter_generic(g, sp, tile, rows, acc, forward)
         }
 
-        /// `dst[..n] += v · src[..n]` (`v = 1` when `BINARY`), in 16-lane blocks.
-        ///
-        /// # Safety
-        /// `dst` and `src` are valid for `n` values and do not overlap.
-        #[inline(always)]
-        unsafe fn axpy<const BINARY: bool>(dst: *mut f32, v: f32, src: *const f32, n: usize) {
-            let mut i = 0;
-            while i + 16 <= n {
-                for l in 0..16 {
-                    // SAFETY: i + l < n (the caller's bound).
-                    unsafe {
-                        let d = dst.add(i + l);
-                        let s = *src.add(i + l);
-                        *d += if BINARY { s } else { v * s };
-                    }
-                }
-                i += 16;
-            }
-            while i < n {
-                // SAFETY: i < n.
-                unsafe {
-                    let s = *src.add(i);
-                    *dst.add(i) += if BINARY { s } else { v * s };
-                }
-                i += 1;
-            }
-        }
-
-        /// The taps `u` (along one axis) through which input index `i` reaches an output index
-        /// in `lo..hi` (`o = (i + pad − u)/s` where divisible), as `(u_first, u_last + 1)`;
-        /// only taps with `(i + pad − u) % s == 0` are hits, the caller steps by `s`.
-        #[inline(always)]
-        fn taps(i: usize, pad: usize, s: usize, k: usize, lo: usize, hi: usize) -> (usize, usize) {
-            // o ≥ lo ⇔ u ≤ i + pad − lo·s;  o < hi ⇔ u > i + pad − hi·s.
-            let ip = i + pad;
-            let u_end = if ip + 1 >= lo * s {
-                (ip + 1 - lo * s).min(k)
-            } else {
-                0
-            };
-            let mut u0 = if ip >= hi * s { ip - hi * s + 1 } else { 0 };
-            // First u ≥ u0 with (ip − u) divisible by s.
-            if s > 1 && u0 < u_end {
-                u0 += (ip - u0) % s;
-            }
-            (u0, u_end.max(u0))
-        }
+        /// Channels handled per pass: one block's row of weights (or of the weight gradient)
+        /// lives in vector registers while the spikes stream past.
+        const BLOCK: usize = 128;
 
         #[inline(always)]
         fn scatter_generic(
@@ -1006,24 +962,48 @@ pub mod kernel {
             forward: bool,
         ) {
             match (sp.binary, forward) {
-                (true, true) => scatter_impl::<true, true>(g, sp, tile, rows, acc),
-                (true, false) => scatter_impl::<true, false>(g, sp, tile, rows, acc),
-                (false, true) => scatter_impl::<false, true>(g, sp, tile, rows, acc),
-                (false, false) => scatter_impl::<false, false>(g, sp, tile, rows, acc),
+                (true, true) => scatter_co::<true, true>(g, sp, tile, rows, acc),
+                (true, false) => scatter_co::<true, false>(g, sp, tile, rows, acc),
+                (false, true) => scatter_co::<false, true>(g, sp, tile, rows, acc),
+                (false, false) => scatter_co::<false, false>(g, sp, tile, rows, acc),
             }
         }
 
+        /// [`scatter_impl`] with the channel block width fixed at compile time where the
+        /// output channel count is a common one (0 = run-time width).
         #[inline(always)]
-        fn scatter_impl<const BINARY: bool, const FORWARD: bool>(
+        fn scatter_co<const BINARY: bool, const FORWARD: bool>(
+            g: &Geom,
+            sp: &Spikes,
+            tile: (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+        ) {
+            match g.cout {
+                16 => scatter_impl::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
+                32 => scatter_impl::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
+                64 => scatter_impl::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
+                c if c % BLOCK == 0 => {
+                    scatter_impl::<BINARY, FORWARD, BLOCK>(g, sp, tile, rows, acc)
+                }
+                _ => scatter_impl::<BINARY, FORWARD, 0>(g, sp, tile, rows, acc),
+            }
+        }
+
+        /// Tap-stationary scatter: for every kernel tap `(c, u, t)` and channel block, the
+        /// tap's weight row (forward) or weight-gradient row (backward) is held in registers
+        /// while the spikes of input channel `c` that this tap maps into the tile stream past;
+        /// the forward then does one load + one store per output vector, the weight gradient
+        /// one load.
+        #[inline(always)]
+        fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
             g: &Geom,
             sp: &Spikes,
             (oy0, oy1): (usize, usize),
             rows: &[f32],
             acc: &mut [f32],
         ) {
-            let (co, s, pad) = (g.cout, g.stride, g.pad);
-            let ow = g.ow;
-            // Bounds of every index below: tap < K, tile pixel q < (oy1 − oy0)·W'.
+            let (co, s, pad, ow) = (g.cout, g.stride, g.pad, g.ow);
             let pixels = (oy1 - oy0) * ow;
             let (acc_rows, src_rows) = if FORWARD {
                 (pixels, g.k())
@@ -1032,38 +1012,73 @@ pub mod kernel {
             };
             assert!(acc.len() >= acc_rows * co && rows.len() >= src_rows * co);
             let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
-            // Input rows that reach output rows oy0..oy1.
-            let i_lo = (oy0 * s).saturating_sub(pad);
-            let i_hi = ((oy1 - 1) * s + g.kh).saturating_sub(pad).min(g.h);
-            for ci in 0..g.cin {
-                for iy in i_lo..i_hi {
-                    let (u0, u1) = taps(iy, pad, s, g.kh, oy0, oy1);
-                    if u0 >= u1 {
-                        continue;
-                    }
-                    let r = ci * g.h + iy;
-                    for e in sp.starts[r]..sp.starts[r + 1] {
-                        let (ix, v) = (sp.cols[e] as usize, sp.vals[e]);
-                        let (t0, t1) = taps(ix, pad, s, g.kw, 0, ow);
-                        let mut u = u0;
-                        while u < u1 {
-                            let oy = (iy + pad - u) / s;
-                            let mut t = t0;
-                            while t < t1 {
-                                let ox = (ix + pad - t) / s;
-                                let tap = (ci * g.kh + u) * g.kw + t;
-                                let q = (oy - oy0) * ow + ox;
-                                let (ai, ri) = if FORWARD { (q, tap) } else { (tap, q) };
-                                debug_assert!(ai < acc_rows && ri < src_rows);
-                                // SAFETY: `taps` keeps oy in oy0..oy1 and ox in 0..W', u < k_h,
-                                // t < k_w, so ai < acc_rows and ri < src_rows (asserted sizes);
-                                // `acc` and `rows` are distinct slices.
-                                unsafe {
-                                    axpy::<BINARY>(accp.add(ai * co), v, rowp.add(ri * co), co);
-                                }
-                                t += s;
+            let mut reg = [0.0f32; BLOCK];
+            for c0 in (0..co).step_by(BLOCK) {
+                let width = if CB > 0 { CB } else { (co - c0).min(BLOCK) };
+                debug_assert!(c0 + width <= co);
+                for ci in 0..g.cin {
+                    for u in 0..g.kh {
+                        for t in 0..g.kw {
+                            let tap = (ci * g.kh + u) * g.kw + t;
+                            if FORWARD {
+                                reg[..width]
+                                    .copy_from_slice(&rows[tap * co + c0..tap * co + c0 + width]);
+                            } else {
+                                reg[..width].fill(0.0);
                             }
-                            u += s;
+                            for oy in oy0..oy1 {
+                                // The input row this tap reads for output row oy.
+                                let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                                    continue;
+                                };
+                                if iy >= g.h {
+                                    break;
+                                }
+                                let r = ci * g.h + iy;
+                                let qrow = (oy - oy0) * ow;
+                                for e in sp.starts[r]..sp.starts[r + 1] {
+                                    // The output column fed by input column ix: ox·s = ix + pad − t.
+                                    let ix = sp.cols[e] as usize;
+                                    let Some(num) = (ix + pad).checked_sub(t) else {
+                                        continue;
+                                    };
+                                    if s > 1 && num % s != 0 {
+                                        continue;
+                                    }
+                                    let ox = num / s;
+                                    if ox >= ow {
+                                        break; // columns are ascending
+                                    }
+                                    let q = qrow + ox;
+                                    let v = sp.vals[e];
+                                    debug_assert!(q < pixels);
+                                    if FORWARD {
+                                        // SAFETY: q < pixels = acc_rows and c0 + width ≤ co.
+                                        let dst = unsafe { accp.add(q * co + c0) };
+                                        for i in 0..width {
+                                            // SAFETY: i < width (see above).
+                                            unsafe {
+                                                *dst.add(i) +=
+                                                    if BINARY { reg[i] } else { v * reg[i] };
+                                            }
+                                        }
+                                    } else {
+                                        // SAFETY: q < pixels = src_rows and c0 + width ≤ co.
+                                        let src = unsafe { rowp.add(q * co + c0) };
+                                        for (i, r) in reg[..width].iter_mut().enumerate() {
+                                            // SAFETY: i < width (see above).
+                                            let x = unsafe { *src.add(i) };
+                                            *r += if BINARY { x } else { v * x };
+                                        }
+                                    }
+                                }
+                            }
+                            if !FORWARD {
+                                let dst = &mut acc[tap * co + c0..tap * co + c0 + width];
+                                for (d, r) in dst.iter_mut().zip(&reg[..width]) {
+                                    *d += r;
+                                }
+                            }
                         }
                     }
                 }

@@ -1055,11 +1055,10 @@ pub mod kernel {
                                     if FORWARD {
                                         // SAFETY: q < pixels = acc_rows and c0 + width ≤ co.
                                         let dst = unsafe { accp.add(q * co + c0) };
-                                        for i in 0..width {
+                                        for (i, r) in reg[..width].iter().enumerate() {
                                             // SAFETY: i < width (see above).
                                             unsafe {
-                                                *dst.add(i) +=
-                                                    if BINARY { reg[i] } else { v * reg[i] };
+                                                *dst.add(i) += if BINARY { *r } else { v * r };
                                             }
                                         }
                                     } else {

@@ -524,6 +524,151 @@ pub fn lif_micro(shape: &[usize], reps: usize) -> anyhow::Result<(f64, f64)> {
     Ok((round(reference, 3), round(fused, 3)))
 }
 
+/// One timed inference phase of [`run_inference`].
+#[derive(Clone, Debug, Serialize)]
+pub struct InferenceTiming {
+    /// `dense` (im2col + gemm everywhere) or `auto` (spike-aware where the input is sparse).
+    pub conv_mode: &'static str,
+    /// Timed forward passes (after 3 warm-up passes).
+    pub steps_timed: usize,
+    /// Batch · passes / wall time.
+    pub samples_per_s: f64,
+    /// Mean wall ms per forward pass of a batch.
+    pub ms_per_step: f64,
+    /// Median wall ms per pass.
+    pub ms_per_step_median: f64,
+    /// Fastest pass.
+    pub ms_per_step_min: f64,
+    /// CPU time / wall time / cores.
+    pub cpu_utilisation: f64,
+    /// Peak resident set during this phase (MiB).
+    pub peak_rss_mib: f64,
+    /// What the fused convolution did in the timed passes (calls, spike-aware calls, mean
+    /// input density: the measured firing rates the sparse path sees).
+    pub conv: crate::layer::fused_conv::ConvStats,
+}
+
+/// The JSON line of `tks bench --inference`.
+#[derive(Clone, Debug, Serialize)]
+pub struct InferenceResult {
+    /// Always `tks`.
+    pub implementation: &'static str,
+    /// Always `inference`.
+    pub pass: &'static str,
+    /// The configuration (`steps` = timed forward passes).
+    #[serde(flatten)]
+    pub config: BenchConfig,
+    /// Training steps run first (AdamW, as the training benchmark), so BatchNorm's running
+    /// statistics and the firing rates are those of a network that has started to learn.
+    pub train_steps_before: usize,
+    /// Logical cores.
+    pub cores: usize,
+    /// Rayon worker threads.
+    pub threads: usize,
+    /// 1-minute load average at the start and the end.
+    pub loadavg_1m_start_end: [f64; 2],
+    /// The spike-aware measurement (the default mode) — also the flattened main numbers.
+    #[serde(flatten)]
+    pub main: InferenceTiming,
+    /// The dense measurement, right after in the same process.
+    pub dense: InferenceTiming,
+    /// Median ms of dense ÷ auto (> 1: the spike-aware path is faster).
+    pub dense_over_auto: f64,
+    /// Largest |logit difference| between the two modes on the first batch (same inputs and
+    /// weights: only the summation order differs).
+    pub max_logit_difference: f32,
+}
+
+/// Times inference (forward only, no autodiff, BatchNorm on running statistics) of `config`'s
+/// network, after `train_steps` training steps: `config.steps` passes with the automatic
+/// (spike-aware where sparse) convolution and then with the dense one, same weights and data.
+pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result<InferenceResult> {
+    use crate::layer::fused_conv::{self, ConvMode, conv_mode, set_conv_mode};
+    use burn::module::Module;
+    anyhow::ensure!(config.steps >= 1, "no timed passes (--steps 0)");
+    tune_allocator();
+    let load0 = loadavg();
+    let plain = Device::flex();
+    plain.seed(config.seed);
+    let device = plain.autodiff();
+    let mut model = config.model_config().init(&device)?;
+    let data = batches(config, &device);
+    let objective = objective(&config.loss)?;
+    let progress = Progress {
+        epoch: 10,
+        epochs: 100,
+        step: 0,
+        steps_per_epoch: 1,
+    };
+    let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
+    for step in 0..train_steps {
+        let (x, y) = data[step % data.len()].clone();
+        let output = model.forward_output(x, false);
+        let loss = objective.loss(&output, y, progress);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+    }
+    let model = model.valid();
+    let inputs: Vec<Tensor<5>> = data.iter().map(|(x, _)| x.clone().inner()).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let previous = conv_mode();
+    let time = |mode: ConvMode| -> (InferenceTiming, Vec<f32>) {
+        set_conv_mode(mode);
+        release_free_memory();
+        reset_peak_rss();
+        let first = crate::eval::values(model.forward_output(inputs[0].clone(), false).logits);
+        for x in inputs.iter().take(2) {
+            let _ = crate::eval::values(model.forward_output(x.clone(), false).logits);
+        }
+        fused_conv::take_stats();
+        let (mut times, mut cpu) = (Vec::new(), 0.0);
+        for i in 0..config.steps {
+            let x = inputs[i % inputs.len()].clone();
+            let (t0, c0) = (Instant::now(), process_cpu_seconds());
+            let _ = crate::eval::values(model.forward_output(x, false).logits);
+            times.push(t0.elapsed().as_secs_f64());
+            cpu += process_cpu_seconds() - c0;
+        }
+        let wall: f64 = times.iter().sum();
+        let n = times.len() as f64;
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let timing = InferenceTiming {
+            conv_mode: mode.name(),
+            steps_timed: times.len(),
+            samples_per_s: round(config.batch as f64 * n / wall, 3),
+            ms_per_step: round(1000.0 * wall / n, 3),
+            ms_per_step_median: round(1000.0 * sorted[sorted.len() / 2], 3),
+            ms_per_step_min: round(1000.0 * sorted[0], 3),
+            cpu_utilisation: round(cpu / wall / cores as f64, 3),
+            peak_rss_mib: round(proc_status_mib("VmHWM:"), 1),
+            conv: fused_conv::take_stats(),
+        };
+        (timing, first)
+    };
+    let (auto, auto_logits) = time(ConvMode::Auto);
+    let (dense, dense_logits) = time(ConvMode::Dense);
+    set_conv_mode(previous);
+    let max_logit_difference = auto_logits
+        .iter()
+        .zip(&dense_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    Ok(InferenceResult {
+        implementation: "tks",
+        pass: "inference",
+        config: config.clone(),
+        train_steps_before: train_steps,
+        cores,
+        threads: rayon::current_num_threads(),
+        loadavg_1m_start_end: [round(load0, 2), round(loadavg(), 2)],
+        dense_over_auto: round(dense.ms_per_step_median / auto.ms_per_step_median, 3),
+        main: auto,
+        dense,
+        max_logit_difference,
+    })
+}
+
 /// One row of [`conv_micro`]: forward + backward of one conv layer on binary spikes at
 /// `density`: the fastest of the timed repetitions (robust on a busy machine), in ms, of burn's
 /// conv and of the fused op on each path.

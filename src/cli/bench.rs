@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::bench::{BenchConfig, BenchModel, conv_micro, lif_micro, run};
+use crate::bench::{BenchConfig, BenchModel, conv_micro, lif_micro, run, run_inference};
 use crate::neuron::LifPath;
 
 #[derive(Args, Debug)]
@@ -43,6 +43,14 @@ pub struct BenchArgs {
     /// `T,B,C,H,W` (fused vs reference, median of 10).
     #[arg(long)]
     lif_micro: Option<String>,
+    /// Instead of training: time inference (forward passes, no autodiff, BatchNorm on running
+    /// statistics) after `--train-steps` training steps, with the spike-aware convolution
+    /// (auto) and then dense, same weights and data; `--steps` = timed passes.
+    #[arg(long)]
+    inference: bool,
+    /// Training steps before `--inference` timing.
+    #[arg(long, default_value_t = 10)]
+    train_steps: usize,
     /// Instead of training: time one 3×3 conv layer, forward+backward and inference, burn's conv
     /// vs the fused dense and spike-aware paths, on binary input `N,C_in,H,W,C_out` (one JSON
     /// line per density of `--densities`).
@@ -118,6 +126,11 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         c.compare_lif = !args.no_compare_lif;
         c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;
+        if args.inference {
+            let result = run_inference(&c, args.train_steps)?;
+            println!("{}", serde_json::to_string(&result)?);
+            continue;
+        }
         let result = run(&c)?;
         println!("{}", serde_json::to_string(&result)?);
     }

@@ -36,7 +36,7 @@
 //! copies of input and gradient; this op replaces it and the forward.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -132,6 +132,39 @@ pub fn set_sparse_max_density(density: f32) {
     let d = density.clamp(0.0, 1.0);
     // 0.0 has bits 0, the "unset" marker: store the smallest positive value instead.
     MAX_DENSITY.store(d.to_bits().max(1), Ordering::Relaxed);
+}
+
+/// Forward calls of the fused op, those that took the spike-aware path, and the sum of their
+/// input densities (×1e6), since the last [`take_stats`].
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static SPARSE_CALLS: AtomicU64 = AtomicU64::new(0);
+static DENSITY_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// What the fused forward did since the last call to [`take_stats`] (process-wide).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ConvStats {
+    /// Forward calls.
+    pub calls: u64,
+    /// Of which on the spike-aware path.
+    pub sparse_calls: u64,
+    /// Mean fraction of non-zero input values over the calls.
+    pub mean_input_density: f64,
+}
+
+/// Returns and resets the forward statistics.
+pub fn take_stats() -> ConvStats {
+    let calls = CALLS.swap(0, Ordering::Relaxed);
+    let sparse_calls = SPARSE_CALLS.swap(0, Ordering::Relaxed);
+    let micros = DENSITY_MICROS.swap(0, Ordering::Relaxed);
+    ConvStats {
+        calls,
+        sparse_calls,
+        mean_input_density: if calls == 0 {
+            0.0
+        } else {
+            micros as f64 / 1e6 / calls as f64
+        },
+    }
 }
 
 /// The symmetric padding of `conv` on every side, if it has one (`Valid` = 0).
@@ -240,7 +273,11 @@ impl ConvOps for Flex {
         let (xs, ws, bs) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
         assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
         let mut out = vec![0.0f32; g.n * g.cout * g.p()];
-        let sparse = kernel::choose_sparse(&xs);
+        let density = kernel::density(&xs);
+        let sparse = kernel::choose_sparse_at(density);
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        SPARSE_CALLS.fetch_add(u64::from(sparse), Ordering::Relaxed);
+        DENSITY_MICROS.fetch_add((density as f64 * 1e6) as u64, Ordering::Relaxed);
         kernel::forward(&g, &xs, &ws, &bs, &mut out, sparse);
         flex_tensor(out, vec![g.n, g.cout, g.oh, g.ow])
     }
@@ -461,6 +498,15 @@ pub mod kernel {
         }
     }
 
+    /// [`choose_sparse`] for an input whose density is already known.
+    pub fn choose_sparse_at(density: f32) -> bool {
+        match conv_mode() {
+            ConvMode::Dense => false,
+            ConvMode::Sparse => true,
+            ConvMode::Auto => density <= sparse_max_density(),
+        }
+    }
+
     /// The fraction of non-zero values in `x` (0 for an empty slice).
     pub fn density(x: &[f32]) -> f32 {
         if x.is_empty() {
@@ -481,6 +527,49 @@ pub mod kernel {
         let parts = (rayon::current_num_threads().max(1) * 2).min(n.max(1));
         let per = n.div_ceil(parts).max(1);
         (0..n).step_by(per).map(|s| (s, (s + per).min(n))).collect()
+    }
+
+    /// Per-thread buffers reused across calls (im2col columns, output/gradient tiles, the spike
+    /// index), so a training step does not allocate and zero them again for every layer.
+    #[derive(Default)]
+    struct Scratch {
+        col: Vec<f32>,
+        tile: Vec<f32>,
+        spikes: simd::Spikes,
+    }
+
+    impl Scratch {
+        /// `col` and `tile` with at least the given lengths (contents unspecified: every user
+        /// overwrites or clears what it reads).
+        fn sized(
+            &mut self,
+            col: usize,
+            tile: usize,
+        ) -> (&mut [f32], &mut [f32], &mut simd::Spikes) {
+            if self.col.len() < col {
+                self.col.resize(col, 0.0);
+            }
+            if self.tile.len() < tile {
+                self.tile.resize(tile, 0.0);
+            }
+            (
+                &mut self.col[..col],
+                &mut self.tile[..tile],
+                &mut self.spikes,
+            )
+        }
+    }
+
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+    }
+
+    /// Runs `f` with this thread's scratch buffers (a fresh set if they are already in use).
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => f(&mut scratch),
+            Err(_) => f(&mut Scratch::default()),
+        })
     }
 
     /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
@@ -649,50 +738,49 @@ pub mod kernel {
             let wt = transpose_weight(g, w);
             let th = simd::tile_rows(g);
             for_samples(g.n, |a, z| {
-                let mut acc = vec![0.0f32; th * g.ow * co];
-                let mut spikes = simd::Spikes::default();
-                for s in a..z {
-                    // SAFETY: sample `s`'s output belongs to this worker only.
-                    let o = unsafe { out_p.slice(s * co * p, co * p) };
-                    spikes.index(g, &x[s * in_len..(s + 1) * in_len]);
-                    for oy0 in (0..g.oh).step_by(th) {
-                        let oy1 = (oy0 + th).min(g.oh);
-                        let q0 = oy0 * g.ow;
-                        let tile = (oy1 - oy0) * g.ow;
-                        let acc = &mut acc[..tile * co];
-                        acc.fill(0.0);
-                        simd::scatter(g, &spikes, (oy0, oy1), &wt, acc, true);
-                        for (c, orow) in o.chunks_exact_mut(p).enumerate() {
-                            let orow = &mut orow[q0..q0 + tile];
-                            for (q, v) in orow.iter_mut().enumerate() {
-                                *v = acc[q * co + c] + b[c];
+                with_scratch(|scratch| {
+                    let (_, acc, spikes) = scratch.sized(0, th * g.ow * co);
+                    for s in a..z {
+                        // SAFETY: sample `s`'s output belongs to this worker only.
+                        let o = unsafe { out_p.slice(s * co * p, co * p) };
+                        spikes.index(g, &x[s * in_len..(s + 1) * in_len]);
+                        for oy0 in (0..g.oh).step_by(th) {
+                            let oy1 = (oy0 + th).min(g.oh);
+                            let q0 = oy0 * g.ow;
+                            let tile = (oy1 - oy0) * g.ow;
+                            let acc = &mut acc[..tile * co];
+                            acc.fill(0.0);
+                            simd::scatter(g, spikes, (oy0, oy1), &wt, acc, true);
+                            for (c, orow) in o.chunks_exact_mut(p).enumerate() {
+                                let orow = &mut orow[q0..q0 + tile];
+                                for (q, v) in orow.iter_mut().enumerate() {
+                                    *v = acc[q * co + c] + b[c];
+                                }
                             }
                         }
                     }
-                }
+                })
             });
         } else {
             for_samples(g.n, |a, z| {
-                let mut col = if g.pointwise() {
-                    Vec::new()
-                } else {
-                    vec![0.0f32; k * p]
-                };
-                for s in a..z {
-                    // SAFETY: sample `s`'s output belongs to this worker only.
-                    let o = unsafe { out_p.slice(s * co * p, co * p) };
-                    for (c, orow) in o.chunks_exact_mut(p).enumerate() {
-                        orow.fill(b[c]);
+                with_scratch(|scratch| {
+                    let (col, _, _) = scratch.sized(if g.pointwise() { 0 } else { k * p }, 0);
+                    for s in a..z {
+                        // SAFETY: sample `s`'s output belongs to this worker only.
+                        let o = unsafe { out_p.slice(s * co * p, co * p) };
+                        for (c, orow) in o.chunks_exact_mut(p).enumerate() {
+                            orow.fill(b[c]);
+                        }
+                        let xs = &x[s * in_len..(s + 1) * in_len];
+                        let cols: &[f32] = if g.pointwise() {
+                            xs
+                        } else {
+                            im2col(g, xs, col);
+                            col
+                        };
+                        matmul(co, p, k, o, true, w, (k, 1), cols, (p, 1));
                     }
-                    let xs = &x[s * in_len..(s + 1) * in_len];
-                    let cols: &[f32] = if g.pointwise() {
-                        xs
-                    } else {
-                        im2col(g, xs, &mut col);
-                        &col
-                    };
-                    matmul(co, p, k, o, true, w, (k, 1), cols, (p, 1));
-                }
+                })
             });
         }
     }
@@ -728,66 +816,61 @@ pub mod kernel {
         let rs = ranges(g.n);
         // Per worker: the weight gradient (as [C_out, K], or transposed [K, C_out] when
         // sparse) and the bias gradient over its samples.
+        let th = simd::tile_rows(g);
         let work = |&(a, z): &(usize, usize)| -> (Vec<f32>, Vec<f64>) {
-            let mut dwp = vec![0.0f32; co * k];
-            let mut dbp = vec![0.0f64; co];
-            let mut col = if g.pointwise() && !sparse {
-                Vec::new()
-            } else {
-                vec![0.0f32; k * p]
-            };
-            let th = simd::tile_rows(g);
-            let mut gt = if sparse {
-                vec![0.0f32; th * g.ow * co]
-            } else {
-                Vec::new()
-            };
-            let mut spikes = simd::Spikes::default();
-            for s in a..z {
-                let xs = &x[s * in_len..(s + 1) * in_len];
-                let gs = &gr[s * co * p..(s + 1) * co * p];
-                for (c, grow) in gs.chunks_exact(p).enumerate() {
-                    dbp[c] += grow.iter().map(|&v| v as f64).sum::<f64>();
-                }
-                if input_grad {
-                    // SAFETY: sample `s`'s input gradient belongs to this worker only (the
-                    // pointer is non-null when `input_grad`).
-                    let dxs = unsafe { dx_p.slice(s * in_len, in_len) };
-                    if g.pointwise() {
-                        // dx[s] [C_in, P] = Wᵀ · g[s]
-                        matmul(k, p, co, dxs, false, w, (1, k), gs, (p, 1));
-                    } else {
-                        matmul(k, p, co, &mut col, false, w, (1, k), gs, (p, 1));
-                        dxs.fill(0.0);
-                        col2im(g, &col, dxs);
+            with_scratch(|scratch| {
+                let mut dwp = vec![0.0f32; co * k];
+                let mut dbp = vec![0.0f64; co];
+                let (col, gt, spikes) = scratch.sized(
+                    if g.pointwise() { 0 } else { k * p },
+                    if sparse { th * g.ow * co } else { 0 },
+                );
+                for s in a..z {
+                    let xs = &x[s * in_len..(s + 1) * in_len];
+                    let gs = &gr[s * co * p..(s + 1) * co * p];
+                    for (c, grow) in gs.chunks_exact(p).enumerate() {
+                        dbp[c] += grow.iter().map(|&v| v as f64).sum::<f64>();
                     }
-                }
-                if sparse {
-                    spikes.index(g, xs);
-                    for oy0 in (0..g.oh).step_by(th) {
-                        let oy1 = (oy0 + th).min(g.oh);
-                        let q0 = oy0 * g.ow;
-                        let tile = (oy1 - oy0) * g.ow;
-                        let gt = &mut gt[..tile * co];
-                        for (c, grow) in gs.chunks_exact(p).enumerate() {
-                            for (q, v) in grow[q0..q0 + tile].iter().enumerate() {
-                                gt[q * co + c] = *v;
-                            }
+                    if input_grad {
+                        // SAFETY: sample `s`'s input gradient belongs to this worker only (the
+                        // pointer is non-null when `input_grad`).
+                        let dxs = unsafe { dx_p.slice(s * in_len, in_len) };
+                        if g.pointwise() {
+                            // dx[s] [C_in, P] = Wᵀ · g[s]
+                            matmul(k, p, co, dxs, false, w, (1, k), gs, (p, 1));
+                        } else {
+                            matmul(k, p, co, col, false, w, (1, k), gs, (p, 1));
+                            dxs.fill(0.0);
+                            col2im(g, col, dxs);
                         }
-                        simd::scatter(g, &spikes, (oy0, oy1), gt, &mut dwp, false);
                     }
-                } else {
-                    let cols: &[f32] = if g.pointwise() {
-                        xs
+                    if sparse {
+                        spikes.index(g, xs);
+                        for oy0 in (0..g.oh).step_by(th) {
+                            let oy1 = (oy0 + th).min(g.oh);
+                            let q0 = oy0 * g.ow;
+                            let tile = (oy1 - oy0) * g.ow;
+                            let gt = &mut gt[..tile * co];
+                            for (c, grow) in gs.chunks_exact(p).enumerate() {
+                                for (q, v) in grow[q0..q0 + tile].iter().enumerate() {
+                                    gt[q * co + c] = *v;
+                                }
+                            }
+                            simd::scatter(g, spikes, (oy0, oy1), gt, &mut dwp, false);
+                        }
                     } else {
-                        im2col(g, xs, &mut col);
-                        &col
-                    };
-                    // dW [C_out, K] += g[s] [C_out, P] · colᵀ [P, K]
-                    matmul(co, k, p, &mut dwp, true, gs, (p, 1), cols, (1, p));
+                        let cols: &[f32] = if g.pointwise() {
+                            xs
+                        } else {
+                            im2col(g, xs, col);
+                            col
+                        };
+                        // dW [C_out, K] += g[s] [C_out, P] · colᵀ [P, K]
+                        matmul(co, k, p, &mut dwp, true, gs, (p, 1), cols, (1, p));
+                    }
                 }
-            }
-            (dwp, dbp)
+                (dwp, dbp)
+            })
         };
         let parts: Vec<(Vec<f32>, Vec<f64>)> = if rs.len() <= 1 {
             rs.iter().map(work).collect()

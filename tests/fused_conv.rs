@@ -265,3 +265,41 @@ fn weight_gradient_when_the_input_is_not_tracked() {
     }
     set_conv_mode(previous);
 }
+
+#[test]
+fn inference_conv_bn_with_folded_batch_norm_equals_burn() {
+    // Conv + BatchNorm on running statistics (inference) runs as one convolution with the
+    // normalisation folded into weight and bias; it must equal burn's conv followed by burn's
+    // BatchNorm, with running statistics that are not the initial (0, 1).
+    use tks::layer::{ConvBn, LayerPath, Norm, layer_path, set_layer_path};
+    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = layer_path();
+    let train = Device::flex().autodiff();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let shape = [2, 3, 4, 9, 9]; // [T, B, C, H, W]
+    let block = ConvBn::new(4, 6, 3, 1, true, Norm::Bn, 1.0, &train);
+    for _ in 0..3 {
+        let x = input(shape.iter().product(), None, &mut rng);
+        let _ = block.forward(tensor(&x, shape, &train));
+    }
+    let plain = Device::flex();
+    let block = block.valid().to_device(&plain);
+    let mean = vals(block.bn.as_ref().unwrap().running_mean.value_sync());
+    assert!(
+        mean.iter().any(|m| m.abs() > 1e-3),
+        "running mean moved: {mean:?}"
+    );
+    for rate in [None, Some(0.15)] {
+        let x = input(shape.iter().product(), rate, &mut rng);
+        set_layer_path(LayerPath::Reference);
+        let reference = vals(block.forward(tensor(&x, shape, &plain)));
+        set_layer_path(LayerPath::Fused);
+        let folded = vals(block.forward(tensor(&x, shape, &plain)));
+        assert_close(
+            &folded,
+            &reference,
+            &format!("folded conv-BN, rate {rate:?}"),
+        );
+    }
+    set_layer_path(previous);
+}

@@ -46,11 +46,17 @@ pub fn supports<const D: usize>(x: &Tensor<D>) -> bool {
 /// flag on) through the fused op; burn's own forward otherwise (inference with the running
 /// statistics) or when [`supports`] is false.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
-    if x.device().is_autodiff() && bn.training.is_enabled() && supports(&x) {
+    if uses_batch_statistics(bn, &x) && supports(&x) {
         forward_train(bn, x)
     } else {
         bn.forward(x)
     }
+}
+
+/// Whether `bn` normalises `x` with the batch's statistics (training: an autodiff device and
+/// the layer's training flag on) rather than its running statistics (inference).
+pub fn uses_batch_statistics<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
+    x.device().is_autodiff() && bn.training.is_enabled()
 }
 
 /// Output and batch statistics: `(output, mean [C], biased variance [C])`; the statistics are

@@ -209,6 +209,30 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv2d(x, weight, bias, conv.stride[0], pad)
 }
 
+/// `bn(conv.forward(x))` for BatchNorm on its running statistics (inference), as one
+/// convolution with BatchNorm folded in: `W' = W·s`, `b' = (b − μ)·s + β` per output channel,
+/// `s = γ/√(σ² + ε)` — no separate normalisation pass.
+///
+/// # Panics
+/// If [`supports`] is false.
+pub fn forward_folded_bn(conv: &Conv2d, bn: &burn::nn::BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    assert!(supports(conv, &x), "fused conv: unsupported input");
+    let device = x.device();
+    let pad = symmetric_padding(conv).unwrap_or(0);
+    let weight = conv.weight.val();
+    let co = weight.dims()[0];
+    let mean = bn.running_mean.value_sync().to_device(&device);
+    let var = bn.running_var.value_sync().to_device(&device);
+    let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
+    let bias = match &conv.bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([co], &device),
+    };
+    let folded_bias = bias.sub(mean).mul(scale.clone()).add(bn.beta.val());
+    let folded_weight = weight.mul(scale.reshape([co, 1, 1, 1]));
+    conv2d(x, folded_weight, folded_bias, conv.stride[0], pad)
+}
+
 /// `x` `[N, C_in, H, W]` ⊛ `weight` `[C_out, C_in, k_h, k_w]` + `bias` `[C_out]` with stride
 /// `stride` and padding `padding` on every side (differentiable on an autodiff device).
 pub fn conv2d(
@@ -572,6 +596,38 @@ pub mod kernel {
         })
     }
 
+    /// `dst = src` for the short rows of im2col (a few to a few dozen values), inline: a
+    /// libc `memcpy` call per row costs more than the copy there.
+    #[inline(always)]
+    fn copy_short(dst: &mut [f32], src: &[f32]) {
+        assert_eq!(dst.len(), src.len());
+        let mut d8 = dst.chunks_exact_mut(8);
+        let mut s8 = src.chunks_exact(8);
+        for (d, s) in (&mut d8).zip(&mut s8) {
+            let block: [f32; 8] = s.try_into().expect("8 values");
+            d.copy_from_slice(&block);
+        }
+        for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+            // `+ 0.0` keeps the compiler from turning this ≤ 7-value loop back into a
+            // `memcpy` call (it only turns a −0.0 into +0.0).
+            *d = *s + 0.0;
+        }
+    }
+
+    /// `dst = 0` for short rows, inline (see [`copy_short`]).
+    #[inline(always)]
+    fn zero_short(dst: &mut [f32]) {
+        let mut d8 = dst.chunks_exact_mut(8);
+        for d in &mut d8 {
+            d.copy_from_slice(&[0.0; 8]);
+        }
+        for d in d8.into_remainder() {
+            // SAFETY: `d` is a valid, aligned `&mut f32`; the volatile write keeps this short
+            // loop from becoming a `memset` call.
+            unsafe { std::ptr::write_volatile(d, 0.0) };
+        }
+    }
+
     /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
     pub fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
         let (p, ow) = (g.p(), g.ow);
@@ -585,7 +641,7 @@ pub mod kernel {
                         let drow = &mut dst[oy * ow..(oy + 1) * ow];
                         let iy = (oy * g.stride + u) as isize - g.pad as isize;
                         if iy < 0 || iy >= g.h as isize {
-                            drow.fill(0.0);
+                            zero_short(drow);
                             continue;
                         }
                         let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
@@ -593,10 +649,10 @@ pub mod kernel {
                             // ix = ox + t − pad, valid for ox in [lo, hi).
                             let lo = g.pad.saturating_sub(t).min(ow);
                             let hi = (g.w + g.pad).saturating_sub(t).clamp(lo, ow);
-                            drow[..lo].fill(0.0);
-                            drow[hi..].fill(0.0);
+                            zero_short(&mut drow[..lo]);
+                            zero_short(&mut drow[hi..]);
                             let s0 = lo + t - g.pad;
-                            drow[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                            copy_short(&mut drow[lo..hi], &src[s0..s0 + (hi - lo)]);
                         } else {
                             for (ox, d) in drow.iter_mut().enumerate() {
                                 let ix = (ox * g.stride + t) as isize - g.pad as isize;

@@ -112,13 +112,14 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| {
             let fused = layer_path() == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
-            if let Some(bn) = &self.bn {
-                if fused && !fused_bn::uses_batch_statistics(bn, &x) {
-                    // Inference: BatchNorm folded into the convolution.
-                    let y = fused_conv::forward_folded_bn(&self.conv, bn, x.clone());
-                    crate::eval::energy::record_conv(&x, &y, &self.conv);
-                    return y;
-                }
+            if let Some(bn) = &self.bn
+                && fused
+                && !fused_bn::uses_batch_statistics(bn, &x)
+            {
+                // Inference: BatchNorm folded into the convolution.
+                let y = fused_conv::forward_folded_bn(&self.conv, bn, x.clone());
+                crate::eval::energy::record_conv(&x, &y, &self.conv);
+                return y;
             }
             let y = if fused {
                 fused_conv::forward(&self.conv, x.clone())

@@ -11,7 +11,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use tks::layer::fused_conv::{
-    self, ConvMode, conv_mode, set_conv_mode, set_sparse_max_density, sparse_max_density,
+    self, ConvMode, SparsePass, conv_mode, set_conv_mode, set_sparse_max_density,
+    sparse_max_density,
 };
 
 /// Serialises the tests that switch the process-wide conv mode.
@@ -199,21 +200,30 @@ fn spike_aware_path_equals_burn_conv() {
 #[test]
 fn auto_mode_follows_the_measured_density() {
     let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (previous, threshold) = (conv_mode(), sparse_max_density());
+    let forward = SparsePass::Forward;
+    let (previous, threshold) = (conv_mode(), sparse_max_density(forward));
     set_conv_mode(ConvMode::Auto);
-    set_sparse_max_density(0.25);
+    set_sparse_max_density(forward, 0.25);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let sparse = input(4000, Some(0.1), &mut rng);
     let dense = input(4000, Some(0.5), &mut rng);
     let d = fused_conv::kernel::density(&sparse);
     assert!((0.07..0.13).contains(&d), "density {d}");
-    assert!(fused_conv::kernel::choose_sparse(&sparse));
-    assert!(!fused_conv::kernel::choose_sparse(&dense));
+    assert!(fused_conv::kernel::choose_sparse(&sparse, forward));
+    assert!(!fused_conv::kernel::choose_sparse(&dense, forward));
+    // The weight gradient has its own threshold.
+    let dw = SparsePass::WeightGradient;
+    let dw_threshold = sparse_max_density(dw);
+    set_sparse_max_density(dw, 0.6);
+    assert!(fused_conv::kernel::choose_sparse(&dense, dw));
+    set_sparse_max_density(dw, 0.05);
+    assert!(!fused_conv::kernel::choose_sparse(&sparse, dw));
+    set_sparse_max_density(dw, dw_threshold);
     // Auto mode on a whole layer still equals burn's conv at both densities.
     let case = &cases()[0];
     compare(case, Some(0.1), ConvMode::Auto, 7);
     compare(case, Some(0.5), ConvMode::Auto, 8);
-    set_sparse_max_density(threshold);
+    set_sparse_max_density(forward, threshold);
     set_conv_mode(previous);
 }
 

@@ -22,9 +22,11 @@
 //! im2col buffer: each spike adds a weight row into the `C_out`-contiguous rows of a
 //! transposed output (`out_t` `[P, C_out]`), turned back into `[C_out, P]` at the end. The
 //! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
-//! at every call and takes the sparse path below [`sparse_max_density`] (the break-even
-//! measured by `tks bench --conv-micro`); the inference forward (no autodiff) takes the
-//! same choice, so spike-sparse inference needs no flag.
+//! at every call and takes the sparse path at or below [`sparse_max_density`] — 0.3 for the
+//! forward, 0.5 for the weight gradient (the break-even measured by `tks bench --conv-micro`
+//! and whole training steps); the inference forward (no autodiff) takes the same choice, so
+//! spike-sparse inference needs no flag. At inference BatchNorm is folded into the
+//! convolution ([`forward_folded_bn`]).
 //!
 //! Samples run in parallel with rayon (one single-threaded gemm per sample, the `gemm` crate
 //! that Flex itself uses); the weight gradient is summed per worker and then across workers in
@@ -79,12 +81,45 @@ impl ConvMode {
 /// 0 = not yet set, 1 = dense, 2 = sparse, 3 = auto.
 static MODE: AtomicU8 = AtomicU8::new(0);
 static ENV_MODE: OnceLock<ConvMode> = OnceLock::new();
-/// The auto threshold as f32 bits; 0 = not yet set.
-static MAX_DENSITY: AtomicU32 = AtomicU32::new(0);
-static ENV_DENSITY: OnceLock<f32> = OnceLock::new();
+/// The auto thresholds as f32 bits (forward, weight gradient); 0 = not yet set.
+static MAX_DENSITY: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static ENV_DENSITY: [OnceLock<f32>; 2] = [OnceLock::new(), OnceLock::new()];
 
-/// The default break-even density of [`ConvMode::Auto`] (see the module docs).
-pub const DEFAULT_SPARSE_MAX_DENSITY: f32 = 0.3;
+/// The computation an [`ConvMode::Auto`] density threshold is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SparsePass {
+    /// The forward (and inference) convolution.
+    Forward,
+    /// The weight gradient of the backward (the input gradient is always dense).
+    WeightGradient,
+}
+
+impl SparsePass {
+    fn index(self) -> usize {
+        match self {
+            SparsePass::Forward => 0,
+            SparsePass::WeightGradient => 1,
+        }
+    }
+
+    /// The environment variable that sets this pass's threshold.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            SparsePass::Forward => "TKS_SPARSE_MAX_DENSITY",
+            SparsePass::WeightGradient => "TKS_SPARSE_MAX_DENSITY_DW",
+        }
+    }
+
+    /// The default break-even density, measured with `tks bench --conv-micro` and whole
+    /// training steps (the weight gradient's dense alternative, an accumulating gemm per
+    /// sample, is slower than the forward's, so the sparse path pays off up to denser inputs).
+    pub fn default_max_density(self) -> f32 {
+        match self {
+            SparsePass::Forward => 0.3,
+            SparsePass::WeightGradient => 0.5,
+        }
+    }
+}
 
 /// The process-wide mode: `TKS_CONV_MODE=dense|sparse|auto` if set, else auto, unless
 /// [`set_conv_mode`] chose one.
@@ -112,26 +147,27 @@ pub fn set_conv_mode(mode: ConvMode) {
 }
 
 /// The largest input density (non-zeros / elements) for which [`ConvMode::Auto`] takes the
-/// sparse path: `TKS_SPARSE_MAX_DENSITY` if set (a number in `[0, 1]`), else
-/// [`DEFAULT_SPARSE_MAX_DENSITY`], unless [`set_sparse_max_density`] chose one.
-pub fn sparse_max_density() -> f32 {
-    match MAX_DENSITY.load(Ordering::Relaxed) {
-        0 => *ENV_DENSITY.get_or_init(|| {
-            std::env::var("TKS_SPARSE_MAX_DENSITY")
+/// sparse path in `pass`: the pass's environment variable ([`SparsePass::env_var`], a number in
+/// `[0, 1]`) if set, else [`SparsePass::default_max_density`], unless
+/// [`set_sparse_max_density`] chose one.
+pub fn sparse_max_density(pass: SparsePass) -> f32 {
+    match MAX_DENSITY[pass.index()].load(Ordering::Relaxed) {
+        0 => *ENV_DENSITY[pass.index()].get_or_init(|| {
+            std::env::var(pass.env_var())
                 .ok()
                 .and_then(|v| v.parse::<f32>().ok())
                 .filter(|v| (0.0..=1.0).contains(v))
-                .unwrap_or(DEFAULT_SPARSE_MAX_DENSITY)
+                .unwrap_or(pass.default_max_density())
         }),
         bits => f32::from_bits(bits),
     }
 }
 
-/// Sets the threshold of [`ConvMode::Auto`] (clamped to `[0, 1]`).
-pub fn set_sparse_max_density(density: f32) {
+/// Sets the threshold of [`ConvMode::Auto`] for `pass` (clamped to `[0, 1]`).
+pub fn set_sparse_max_density(pass: SparsePass, density: f32) {
     let d = density.clamp(0.0, 1.0);
     // 0.0 has bits 0, the "unset" marker: store the smallest positive value instead.
-    MAX_DENSITY.store(d.to_bits().max(1), Ordering::Relaxed);
+    MAX_DENSITY[pass.index()].store(d.to_bits().max(1), Ordering::Relaxed);
 }
 
 /// Forward calls of the fused op, those that took the spike-aware path, and the sum of their
@@ -298,7 +334,7 @@ impl ConvOps for Flex {
         assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
         let mut out = vec![0.0f32; g.n * g.cout * g.p()];
         let density = kernel::density(&xs);
-        let sparse = kernel::choose_sparse_at(density);
+        let sparse = kernel::choose_sparse_at(density, SparsePass::Forward);
         CALLS.fetch_add(1, Ordering::Relaxed);
         SPARSE_CALLS.fetch_add(u64::from(sparse), Ordering::Relaxed);
         DENSITY_MICROS.fetch_add((density as f64 * 1e6) as u64, Ordering::Relaxed);
@@ -333,7 +369,7 @@ impl ConvOps for Flex {
         };
         let mut dw = vec![0.0f32; ws.len()];
         let mut db = vec![0.0f32; g.cout];
-        let sparse = kernel::choose_sparse(&xs);
+        let sparse = kernel::choose_sparse(&xs, SparsePass::WeightGradient);
         let dx_out = input_grad.then_some(&mut dx[..]);
         kernel::backward(&g, &xs, &ws, &gs, dx_out, &mut dw, &mut db, sparse);
         let dx_shape = if input_grad {
@@ -513,21 +549,21 @@ pub mod kernel {
         }
     }
 
-    /// Whether [`conv_mode`] picks the sparse path for input values `x`.
-    pub fn choose_sparse(x: &[f32]) -> bool {
+    /// Whether [`conv_mode`] picks the sparse path of `pass` for input values `x`.
+    pub fn choose_sparse(x: &[f32], pass: SparsePass) -> bool {
         match conv_mode() {
             ConvMode::Dense => false,
             ConvMode::Sparse => true,
-            ConvMode::Auto => density(x) <= sparse_max_density(),
+            ConvMode::Auto => density(x) <= sparse_max_density(pass),
         }
     }
 
     /// [`choose_sparse`] for an input whose density is already known.
-    pub fn choose_sparse_at(density: f32) -> bool {
+    pub fn choose_sparse_at(density: f32, pass: SparsePass) -> bool {
         match conv_mode() {
             ConvMode::Dense => false,
             ConvMode::Sparse => true,
-            ConvMode::Auto => density <= sparse_max_density(),
+            ConvMode::Auto => density <= sparse_max_density(pass),
         }
     }
 

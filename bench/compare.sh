@@ -5,13 +5,18 @@
 #   bench/compare.sh                 # full grid, 10 timed steps per config
 #   STEPS=20 bench/compare.sh        # more steps
 #   CONFIGS="smallcnn:4" bench/compare.sh
+#   INFER=0 bench/compare.sh         # skip the inference comparison
 #
 # Creates a Python venv (default ~/.cache/tks-bench-venv, override with VENV=...), installs
 # torch, numpy and spikingjelly from the default PyPI index, builds `tks` in release mode, then
 # for each configuration runs: reference (`--impl ref`), SpikingJelly (`--impl sj`) and
 # `tks bench`, one process each, and prints a table of the ratios tks/PyTorch and
 # tks/SpikingJelly for throughput (samples/s, higher = tks faster) and peak RSS (lower = tks
-# leaner). Raw JSON lines go to $OUT (default bench/results-<date>.jsonl).
+# leaner). Then, unless INFER=0, the same for inference: each network is trained for
+# $TRAIN_STEPS steps (default 40) and timed for $INFER_STEPS forward passes in eval mode
+# (bench/infer_reference.py for PyTorch and SpikingJelly, `tks bench --inference` for tks,
+# which runs its spike-aware convolution and then the dense one in the same process).
+# Raw JSON lines go to $OUT (default bench/results-<date>.jsonl).
 # Benchmark on an idle machine: other processes on the cores make every number noisy.
 set -euo pipefail
 
@@ -24,6 +29,9 @@ threads="${THREADS:-2}"
 configs="${CONFIGS:-vggsnn:4 vggsnn:8 smallcnn:4}"
 out="${OUT:-$here/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 python="${PYTHON:-python3}"
+infer="${INFER:-1}"
+train_steps="${TRAIN_STEPS:-40}"
+infer_steps="${INFER_STEPS:-20}"
 
 [ -f "$ref" ] || { echo "reference script not found: $ref (set REFERENCE=...)" >&2; exit 1; }
 
@@ -65,6 +73,27 @@ for cfg in $configs; do
     | tail -n 1 | sed "s/^{/{\"who\": \"tks\", \"cfg\": \"$cfg\", /" >> "$out"
 done
 
+if [ "$infer" = 1 ]; then
+  for cfg in $configs; do
+    model="${cfg%%:*}"; T="${cfg##*:}"
+    if [ "$model" = vggsnn ]; then batch=16; width=0.25; else batch=64; width=1.0; fi
+    common=(--model "$model" --width "$width" --T "$T" --batch "$batch" --steps "$infer_steps")
+    echo "== $model T=$T B=$batch: inference, PyTorch reference" >&2
+    "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" "${common[@]}" \
+      --train-steps "$train_steps" --impl ref --threads "$threads" \
+      | tail -n 1 | sed "s/^{/{\"who\": \"torch-infer\", \"cfg\": \"$cfg\", /" >> "$out"
+    if [ "$have_sj" = 1 ]; then
+      echo "== $model T=$T B=$batch: inference, SpikingJelly" >&2
+      "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" "${common[@]}" \
+        --train-steps "$train_steps" --impl sj --threads "$threads" \
+        | tail -n 1 | sed "s/^{/{\"who\": \"sj-infer\", \"cfg\": \"$cfg\", /" >> "$out" || true
+    fi
+    echo "== $model T=$T B=$batch: inference, tks" >&2
+    RAYON_NUM_THREADS="$threads" "$tks" bench --inference "${common[@]}" --train-steps "$train_steps" \
+      | tail -n 1 | sed "s/^{/{\"who\": \"tks-infer\", \"cfg\": \"$cfg\", /" >> "$out"
+  done
+fi
+
 "$venv/bin/python" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -93,6 +122,24 @@ for cfg, d in by.items():
     print(f"| {name} | {ms(t)} · {ms(s)} · {ms(k)} | {f(thr(t), 2)}× ({f(thr_min(t), 2)}×) "
           f"| {f(thr(s), 2)}× ({f(thr_min(s), 2)}×) | {rss(t)} · {rss(s)} · {rss(k)} "
           f"| {f(mem(t), 2)}× | {f(mem(s), 2)}× | {k['cpu_utilisation']:.2f} | {load} |")
+inf = [(cfg, d) for cfg, d in by.items() if d.get("tks-infer")]
+if inf:
+    print()
+    print("Inference (eval mode, forward passes after the training warm-up):")
+    print()
+    print("| config | ms/pass median: PyTorch · SJ · tks dense · tks spike-aware | tks/PyTorch throughput "
+          "| tks/SJ throughput | tks spike-aware/dense | conv input density (sparse calls) |")
+    print("|---|---|---|---|---|---|")
+    for cfg, d in inf:
+        t, s, k = d.get("torch-infer"), d.get("sj-infer"), d["tks-infer"]
+        model, T = cfg.split(":")
+        med = lambda o: None if not o else o["ms_per_step_median"]
+        kd, ka = k["dense"]["ms_per_step_median"], k["ms_per_step_median"]
+        ratio = lambda o: None if not o else med(o) / ka
+        conv = k["conv"]
+        print(f"| {model} T={T} B={k['batch']} | {f(med(t))} · {f(med(s))} · {kd:.1f} · {ka:.1f} "
+              f"| {f(ratio(t), 2)}× | {f(ratio(s), 2)}× | {kd / ka:.2f}× "
+              f"| {conv['mean_input_density']:.3f} ({conv['sparse_calls']}/{conv['calls']}) |")
 print()
 print("throughput ratio > 1: tks faster; memory ratio < 1: tks leaner. A 1-minute load average "
       "above ~0.5 on this machine means other processes competed for the cores: the ratios are then "

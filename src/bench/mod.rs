@@ -367,21 +367,21 @@ fn measure_inner(
     }
     anyhow::ensure!(!times.is_empty(), "no timed steps (--steps 0)");
     let n = times.len() as f64;
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
+    let (samples_per_s, ms_per_step, ms_per_step_median, ms_per_step_min) =
+        step_stats(&times, config.batch, 2);
     let timing = Timing {
         lif_path: path.name(),
         layer_path: layers.name(),
         steps_timed: times.len(),
-        samples_per_s: round(config.batch as f64 * n / wall, 3),
-        ms_per_step: round(1000.0 * wall / n, 2),
-        ms_per_step_median: round(1000.0 * sorted[sorted.len() / 2], 2),
-        ms_per_step_min: round(1000.0 * sorted[0], 2),
+        samples_per_s,
+        ms_per_step,
+        ms_per_step_median,
+        ms_per_step_min,
         cpu_ms_per_step: round(1000.0 * cpu / n, 2),
         cpu_utilisation: round(cpu / wall / cores as f64, 3),
         peak_rss_mib: round(proc_status_mib("VmHWM:"), 1),
         conv_gflops_lower_bound: round(
-            config.conv_flops_per_step() / sorted[sorted.len() / 2] / 1e9,
+            config.conv_flops_per_step() / (ms_per_step_median / 1000.0) / 1e9,
             2,
         ),
         peak_rss_reset,
@@ -389,6 +389,20 @@ fn measure_inner(
         loss_last: *losses.last().unwrap(),
     };
     Ok((timing, params))
+}
+
+/// `(samples/s, mean ms, median ms, fastest ms)` of timed steps (seconds) of `batch` samples.
+fn step_stats(times: &[f64], batch: usize, digits: i32) -> (f64, f64, f64, f64) {
+    let wall: f64 = times.iter().sum();
+    let n = times.len() as f64;
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (
+        round(batch as f64 * n / wall, 3),
+        round(1000.0 * wall / n, digits),
+        round(1000.0 * sorted[sorted.len() / 2], digits),
+        round(1000.0 * sorted[0], digits),
+    )
 }
 
 /// Makes glibc keep freed memory in the process instead of handing it back to the kernel after
@@ -630,16 +644,15 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
             cpu += process_cpu_seconds() - c0;
         }
         let wall: f64 = times.iter().sum();
-        let n = times.len() as f64;
-        let mut sorted = times.clone();
-        sorted.sort_by(f64::total_cmp);
+        let (samples_per_s, ms_per_step, ms_per_step_median, ms_per_step_min) =
+            step_stats(&times, config.batch, 3);
         let timing = InferenceTiming {
             conv_mode: mode.name(),
             steps_timed: times.len(),
-            samples_per_s: round(config.batch as f64 * n / wall, 3),
-            ms_per_step: round(1000.0 * wall / n, 3),
-            ms_per_step_median: round(1000.0 * sorted[sorted.len() / 2], 3),
-            ms_per_step_min: round(1000.0 * sorted[0], 3),
+            samples_per_s,
+            ms_per_step,
+            ms_per_step_median,
+            ms_per_step_min,
             cpu_utilisation: round(cpu / wall / cores as f64, 3),
             peak_rss_mib: round(proc_status_mib("VmHWM:"), 1),
             conv: fused_conv::take_stats(),
@@ -792,8 +805,13 @@ mod tests {
         assert_eq!(BenchConfig::reference_grid().len(), 3);
     }
 
+    /// Serialises the tests that train: burn's device generator and the path switches are
+    /// process-wide, so two of them at once would change each other's numbers.
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn tiny_run_reports_both_paths_with_the_same_first_loss() {
+        let _guard = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = BenchConfig::new(BenchModel::Smallcnn);
         (c.width, c.batch, c.timesteps, c.steps) = (0.25, 2, 2, 1);
         let r = run(&c).unwrap();
@@ -811,6 +829,22 @@ mod tests {
         assert!(r.layers_reference_over_fused.unwrap() > 0.0);
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"samples_per_s\"") && json.contains("\"peak_rss_mib\""));
+    }
+
+    #[test]
+    fn tiny_inference_run_times_both_conv_modes_on_the_same_network() {
+        let _guard = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = BenchConfig::new(BenchModel::Smallcnn);
+        (c.width, c.batch, c.timesteps, c.steps) = (0.25, 2, 2, 2);
+        let r = run_inference(&c, 1).unwrap();
+        assert_eq!((r.main.conv_mode, r.dense.conv_mode), ("auto", "dense"));
+        // Two convolutions per pass, two timed passes, in each mode; none sparse when dense.
+        assert_eq!((r.main.conv.calls, r.dense.conv.calls), (4, 4));
+        assert_eq!(r.dense.conv.sparse_calls, 0);
+        assert!((0.0..=1.0).contains(&r.main.conv.mean_input_density));
+        assert!(r.main.ms_per_step > 0.0 && r.dense_over_auto > 0.0);
+        // Same weights and inputs: the logits agree up to summation order (or a flipped spike).
+        assert!(r.max_logit_difference.is_finite() && r.max_logit_difference < 1.0);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! im2col buffer: each spike adds a weight row into the `C_out`-contiguous rows of a
 //! transposed output (`out_t` `[P, C_out]`), turned back into `[C_out, P]` at the end. The
 //! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
-//! at every call and takes the sparse path at or below [`sparse_max_density`] — 0.3 for the
+//! at every call and takes the sparse path at or below [`sparse_max_density`] — 0.25 for the
 //! forward, 0.5 for the weight gradient (the break-even measured by `tks bench --conv-micro`
 //! and whole training steps); the inference forward (no autodiff) takes the same choice, so
 //! spike-sparse inference needs no flag. At inference BatchNorm is folded into the
@@ -38,7 +38,7 @@
 //! copies of input and gradient; this op replaces it and the forward.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -115,7 +115,7 @@ impl SparsePass {
     /// sample, is slower than the forward's, so the sparse path pays off up to denser inputs).
     pub fn default_max_density(self) -> f32 {
         match self {
-            SparsePass::Forward => 0.3,
+            SparsePass::Forward => 0.25,
             SparsePass::WeightGradient => 0.5,
         }
     }
@@ -170,13 +170,14 @@ pub fn set_sparse_max_density(pass: SparsePass, density: f32) {
     MAX_DENSITY[pass.index()].store(d.to_bits().max(1), Ordering::Relaxed);
 }
 
-/// Forward calls of the fused op, those that took the spike-aware path, and the sum of their
-/// input densities (×1e6), since the last [`take_stats`].
-static CALLS: AtomicU64 = AtomicU64::new(0);
-static SPARSE_CALLS: AtomicU64 = AtomicU64::new(0);
-static DENSITY_MICROS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Forward calls of the fused op on this thread, those that took the spike-aware path, and
+    /// the sum of their input densities, since the last [`take_stats`].
+    static STATS: std::cell::Cell<(u64, u64, f64)> = const { std::cell::Cell::new((0, 0, 0.0)) };
+}
 
-/// What the fused forward did since the last call to [`take_stats`] (process-wide).
+/// What the fused forward did on this thread since the last call to [`take_stats`] (the op
+/// is called on the thread that runs the model; its kernels fan out from there).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ConvStats {
     /// Forward calls.
@@ -187,18 +188,16 @@ pub struct ConvStats {
     pub mean_input_density: f64,
 }
 
-/// Returns and resets the forward statistics.
+/// Returns and resets this thread's forward statistics.
 pub fn take_stats() -> ConvStats {
-    let calls = CALLS.swap(0, Ordering::Relaxed);
-    let sparse_calls = SPARSE_CALLS.swap(0, Ordering::Relaxed);
-    let micros = DENSITY_MICROS.swap(0, Ordering::Relaxed);
+    let (calls, sparse_calls, density_sum) = STATS.with(|s| s.replace((0, 0, 0.0)));
     ConvStats {
         calls,
         sparse_calls,
         mean_input_density: if calls == 0 {
             0.0
         } else {
-            micros as f64 / 1e6 / calls as f64
+            density_sum / calls as f64
         },
     }
 }
@@ -335,9 +334,14 @@ impl ConvOps for Flex {
         let mut out = vec![0.0f32; g.n * g.cout * g.p()];
         let density = kernel::density(&xs);
         let sparse = kernel::choose_sparse_at(density, SparsePass::Forward);
-        CALLS.fetch_add(1, Ordering::Relaxed);
-        SPARSE_CALLS.fetch_add(u64::from(sparse), Ordering::Relaxed);
-        DENSITY_MICROS.fetch_add((density as f64 * 1e6) as u64, Ordering::Relaxed);
+        STATS.with(|s| {
+            let (calls, sparse_calls, sum) = s.get();
+            s.set((
+                calls + 1,
+                sparse_calls + u64::from(sparse),
+                sum + density as f64,
+            ));
+        });
         kernel::forward(&g, &xs, &ws, &bs, &mut out, sparse);
         flex_tensor(out, vec![g.n, g.cout, g.oh, g.ow])
     }

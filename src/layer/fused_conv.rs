@@ -1158,7 +1158,11 @@ pub mod kernel {
             rows: &[f32],
             acc: &mut [f32],
         ) {
+            let row3 = g.kw == 3;
             match g.cout {
+                16 if row3 => scatter_row3::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
+                32 if row3 => scatter_row3::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
+                64 if row3 => scatter_row3::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
                 16 => scatter_impl::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
                 32 => scatter_impl::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
                 64 => scatter_impl::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
@@ -1166,6 +1170,98 @@ pub mod kernel {
                     scatter_impl::<BINARY, FORWARD, BLOCK>(g, sp, tile, rows, acc)
                 }
                 _ => scatter_impl::<BINARY, FORWARD, 0>(g, sp, tile, rows, acc),
+            }
+        }
+
+        /// [`scatter_impl`] for kernels 3 wide and at most 64 output channels (`CO`): the three
+        /// taps `(c, u, 0..3)` of a kernel row are held in registers together, so each spike is
+        /// read once per kernel row instead of once per tap (the per-spike bookkeeping is what
+        /// costs most when a tap's row is only one to four vectors).
+        #[inline(always)]
+        fn scatter_row3<const BINARY: bool, const FORWARD: bool, const CO: usize>(
+            g: &Geom,
+            sp: &Spikes,
+            (oy0, oy1): (usize, usize),
+            rows: &[f32],
+            acc: &mut [f32],
+        ) {
+            debug_assert!(g.kw == 3 && g.cout == CO);
+            let (s, pad, ow) = (g.stride, g.pad, g.ow);
+            let pixels = (oy1 - oy0) * ow;
+            let (acc_rows, src_rows) = if FORWARD {
+                (pixels, g.k())
+            } else {
+                (g.k(), pixels)
+            };
+            assert!(acc.len() >= acc_rows * CO && rows.len() >= src_rows * CO);
+            let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
+            let mut reg = [[0.0f32; CO]; 3];
+            for ci in 0..g.cin {
+                for u in 0..g.kh {
+                    let tap0 = (ci * g.kh + u) * 3;
+                    for (t, r) in reg.iter_mut().enumerate() {
+                        if FORWARD {
+                            r.copy_from_slice(&rows[(tap0 + t) * CO..(tap0 + t + 1) * CO]);
+                        } else {
+                            *r = [0.0; CO];
+                        }
+                    }
+                    for oy in oy0..oy1 {
+                        let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                            continue;
+                        };
+                        if iy >= g.h {
+                            break;
+                        }
+                        let r = ci * g.h + iy;
+                        let qrow = (oy - oy0) * ow;
+                        for e in sp.starts[r]..sp.starts[r + 1] {
+                            let ix = sp.cols[e] as usize;
+                            let v = sp.vals[e];
+                            for (t, wr) in reg.iter_mut().enumerate() {
+                                // ox·s = ix + pad − t, 0 ≤ ox < W'.
+                                let Some(num) = (ix + pad).checked_sub(t) else {
+                                    continue;
+                                };
+                                if s > 1 && num % s != 0 {
+                                    continue;
+                                }
+                                let ox = num / s;
+                                if ox >= ow {
+                                    continue;
+                                }
+                                let q = qrow + ox;
+                                debug_assert!(q < pixels);
+                                if FORWARD {
+                                    // SAFETY: q < pixels = acc_rows (the checks above).
+                                    let dst = unsafe { accp.add(q * CO) };
+                                    for (i, w) in wr.iter().enumerate() {
+                                        // SAFETY: i < CO.
+                                        unsafe {
+                                            *dst.add(i) += if BINARY { *w } else { v * w };
+                                        }
+                                    }
+                                } else {
+                                    // SAFETY: q < pixels = src_rows (the checks above).
+                                    let src = unsafe { rowp.add(q * CO) };
+                                    for (i, a) in wr.iter_mut().enumerate() {
+                                        // SAFETY: i < CO.
+                                        let x = unsafe { *src.add(i) };
+                                        *a += if BINARY { x } else { v * x };
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if !FORWARD {
+                        for (t, r) in reg.iter().enumerate() {
+                            let dst = &mut acc[(tap0 + t) * CO..(tap0 + t + 1) * CO];
+                            for (d, a) in dst.iter_mut().zip(r) {
+                                *d += a;
+                            }
+                        }
+                    }
+                }
             }
         }
 

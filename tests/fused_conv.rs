@@ -11,8 +11,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use tks::layer::fused_conv::{
-    self, ConvMode, SparsePass, conv_mode, set_conv_mode, set_sparse_max_density,
-    sparse_max_density,
+    self, ConvMode, SparsePass, conv_mode, pack_spikes, set_conv_mode, set_pack_spikes,
+    set_sparse_max_density, sparse_max_density,
 };
 
 /// Serialises the tests that switch the process-wide conv mode.
@@ -170,30 +170,35 @@ fn cases() -> Vec<Case> {
 #[test]
 fn dense_path_equals_burn_conv() {
     let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = conv_mode();
+    let (previous, packing) = (conv_mode(), pack_spikes());
     for (i, case) in cases().iter().enumerate() {
         compare(case, None, ConvMode::Dense, 100 + i as u64);
-        compare(case, Some(0.15), ConvMode::Dense, 200 + i as u64);
+        for pack in [false, true] {
+            set_pack_spikes(pack);
+            compare(case, Some(0.15), ConvMode::Dense, 200 + i as u64);
+        }
     }
+    set_pack_spikes(packing);
     set_conv_mode(previous);
 }
 
 #[test]
 fn spike_aware_path_equals_burn_conv() {
     let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = conv_mode();
+    let (previous, packing) = (conv_mode(), pack_spikes());
     for (i, case) in cases().iter().enumerate() {
         for (j, rate) in [0.0, 0.05, 0.2, 0.6, 1.0].into_iter().enumerate() {
-            compare(
-                case,
-                Some(rate),
-                ConvMode::Sparse,
-                300 + 10 * i as u64 + j as u64,
-            );
+            // Spikes kept for backward as f32 and packed to bytes: the same gradients.
+            for pack in [false, true] {
+                set_pack_spikes(pack);
+                let seed = 300 + 10 * i as u64 + j as u64;
+                compare(case, Some(rate), ConvMode::Sparse, seed);
+            }
         }
         // Exact for any values, not only spikes.
         compare(case, None, ConvMode::Sparse, 400 + i as u64);
     }
+    set_pack_spikes(packing);
     set_conv_mode(previous);
 }
 

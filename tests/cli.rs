@@ -76,3 +76,18 @@ fn short_training_run_prints_per_timestep_accuracy() {
     assert!(out.contains("test accuracy per timestep"), "{out}");
     assert!(out.contains("final test accuracy"), "{out}");
 }
+
+#[test]
+fn conv_mode_flag_is_checked_and_every_mode_trains() {
+    let (ok, _, err) = tks(&["train", "--conv-mode", "fast"]);
+    assert!(!ok);
+    assert!(err.contains("fast") && err.contains("dense"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The same one-epoch training on the embedded digits under each mode: all finish and
+    // report an accuracy.
+    for mode in ["dense", "sparse", "auto"] {
+        let (ok, out, err) = tks(&["--conv-mode", mode, "train", "--epochs", "1", "-T", "2"]);
+        assert!(ok, "{mode}: {err}");
+        assert!(out.contains("final test accuracy"), "{mode}: {out}");
+    }
+}

@@ -21,6 +21,10 @@ pub struct Cli {
     #[command(subcommand)]
     /// The subcommand; none means `train` with defaults.
     pub command: Option<Command>,
+    /// Convolution path for every command: `auto` (the default: spike-aware where the input is
+    /// sparse, measured per call), `dense` (im2col + gemm) or `sparse` (always spike-aware).
+    #[arg(long, global = true, value_parser = ["auto", "dense", "sparse"])]
+    pub conv_mode: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +54,13 @@ pub fn main() -> ExitCode {
     // Keep freed tensor buffers for reuse instead of returning them to the kernel after every
     // step (≈ 12 % per training step; `TKS_MALLOC_TUNE=0` disables it).
     crate::bench::tune_allocator();
+    use crate::layer::fused_conv::{ConvMode, set_conv_mode};
+    match cli.conv_mode.as_deref() {
+        Some("dense") => set_conv_mode(ConvMode::Dense),
+        Some("sparse") => set_conv_mode(ConvMode::Sparse),
+        Some(_) => set_conv_mode(ConvMode::Auto),
+        None => {}
+    }
     let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
         Command::Train(args) => train::run(args),
         Command::Bench(args) => bench::run_cli(args),

@@ -293,6 +293,14 @@ fn batches(config: &BenchConfig, device: &Device) -> Vec<(Tensor<5>, Tensor<1, I
         .collect()
 }
 
+/// Where the benchmark's loss is in its schedule: epoch 10 of 100, as `snn_reference.py bench`.
+const BENCH_PROGRESS: Progress = Progress {
+    epoch: 10,
+    epochs: 100,
+    step: 0,
+    steps_per_epoch: 1,
+};
+
 fn objective(name: &str) -> anyhow::Result<Box<dyn crate::objective::Objective>> {
     let config = match name {
         "tks" => ObjectiveConfig::Tks(Tks {
@@ -335,12 +343,7 @@ fn measure_inner(
     let params = crate::params::trainable_params(&model);
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
-    let progress = Progress {
-        epoch: 10,
-        epochs: 100,
-        step: 0,
-        steps_per_epoch: 1,
-    };
+    let progress = BENCH_PROGRESS;
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(0.01)
         .with_epsilon(1e-8)
@@ -608,12 +611,7 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     let mut model = config.model_config().init(&device)?;
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
-    let progress = Progress {
-        epoch: 10,
-        epochs: 100,
-        step: 0,
-        steps_per_epoch: 1,
-    };
+    let progress = BENCH_PROGRESS;
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
     for step in 0..train_steps {
         let (x, y) = data[step % data.len()].clone();

@@ -1219,30 +1219,37 @@ pub mod kernel {
             scatter_generic(g, sp, (oy0, oy1), rows, acc, forward)
         }
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn scatter_avx512(
-            g: &Geom,
-            sp: &Spikes,
-            tile: (usize, usize),
-            rows: &[f32],
-            acc: &mut [f32],
-            forward: bool,
-        ) {
-            scatter_generic(g, sp, tile, rows, acc, forward)
+        /// `scatter_generic` compiled with the given target features (its body is inlined
+        /// there, so its loops are vectorized for that unit).
+        macro_rules! scatter_compiled_for {
+            ($name:ident, $features:literal) => {
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = $features)]
+                unsafe fn $name(
+                    g: &Geom,
+                    sp: &Spikes,
+                    tile: (usize, usize),
+                    rows: &[f32],
+                    acc: &mut [f32],
+                    forward: bool,
+                ) {
+                    scatter_generic(g, sp, tile, rows, acc, forward)
+                }
+            };
         }
+        scatter_compiled_for!(scatter_avx512, "avx512f,avx2,fma");
+        scatter_compiled_for!(scatter_avx2, "avx2,fma");
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn scatter_avx2(
-            g: &Geom,
-            sp: &Spikes,
-            tile: (usize, usize),
-            rows: &[f32],
-            acc: &mut [f32],
-            forward: bool,
-        ) {
-            scatter_generic(g, sp, tile, rows, acc, forward)
+        /// The output column fed by input column `ix` through kernel column `t`
+        /// (`ox·s = ix + pad − t`, `0 ≤ ox < W'`), if any.
+        #[inline(always)]
+        fn output_col(ix: usize, t: usize, pad: usize, s: usize, ow: usize) -> Option<usize> {
+            let num = (ix + pad).checked_sub(t)?;
+            if s > 1 && num % s != 0 {
+                return None;
+            }
+            let ox = num / s;
+            (ox < ow).then_some(ox)
         }
 
         /// Channels handled per pass: one block's row of weights (or of the weight gradient)
@@ -1338,16 +1345,9 @@ pub mod kernel {
                             let v = sp.vals[e];
                             for (t, wr) in reg.iter_mut().enumerate() {
                                 // ox·s = ix + pad − t, 0 ≤ ox < W'.
-                                let Some(num) = (ix + pad).checked_sub(t) else {
+                                let Some(ox) = output_col(ix, t, pad, s, ow) else {
                                     continue;
                                 };
-                                if s > 1 && num % s != 0 {
-                                    continue;
-                                }
-                                let ox = num / s;
-                                if ox >= ow {
-                                    continue;
-                                }
                                 let q = qrow + ox;
                                 debug_assert!(q < pixels);
                                 if FORWARD {
@@ -1430,18 +1430,14 @@ pub mod kernel {
                                 let r = ci * g.h + iy;
                                 let qrow = (oy - oy0) * ow;
                                 for e in sp.starts[r]..sp.starts[r + 1] {
-                                    // The output column fed by input column ix: ox·s = ix + pad − t.
                                     let ix = sp.cols[e] as usize;
-                                    let Some(num) = (ix + pad).checked_sub(t) else {
+                                    let Some(ox) = output_col(ix, t, pad, s, ow) else {
+                                        // Columns ascend: past the right edge, stop.
+                                        if ix + pad >= t + ow * s {
+                                            break;
+                                        }
                                         continue;
                                     };
-                                    if s > 1 && num % s != 0 {
-                                        continue;
-                                    }
-                                    let ox = num / s;
-                                    if ox >= ow {
-                                        break; // columns are ascending
-                                    }
                                     let q = qrow + ox;
                                     let v = sp.vals[e];
                                     debug_assert!(q < pixels);

@@ -46,11 +46,19 @@ fn cifar10_autoaugment_is_seeded_and_sees_unit_pixels() {
     let dev = Device::flex();
     let idx: Vec<usize> = (0..s.train.len()).collect();
     let vals = |b: tks::data::Batch| b.frames.into_data().try_to_vec::<f32>().unwrap();
-    let plain = vals(s.train.batch(&idx, 1, Encoder::Direct, &dev));
-    let a = vals(s.train.train_batch(&idx, 1, Encoder::Direct, &dev, 5, 0));
+    let plain = vals(s.train.batch(&idx, 1, Encoder::Direct, &dev).unwrap());
+    let a = vals(
+        s.train
+            .train_batch(&idx, 1, Encoder::Direct, &dev, 5, 0)
+            .unwrap(),
+    );
     assert_eq!(
         a,
-        vals(s.train.train_batch(&idx, 1, Encoder::Direct, &dev, 5, 0))
+        vals(
+            s.train
+                .train_batch(&idx, 1, Encoder::Direct, &dev, 5, 0)
+                .unwrap()
+        )
     );
     assert_ne!(a, plain);
     // back to pixels with the CIFAR-10 statistics: still in [0, 1] on the 8-bit grid
@@ -99,6 +107,7 @@ fn policy_names_and_event_sources_are_checked() {
     let b = s
         .train
         .train_batch(&[0, 1, 2, 3], 2, Encoder::Direct, &dev, 1, 1)
+        .unwrap()
         .frames
         .into_data()
         .try_to_vec::<f32>()
@@ -124,11 +133,22 @@ fn tks_randaugment_recipe_runs_on_cifar() {
     let dev = Device::flex();
     let idx: Vec<usize> = (0..s.train.len()).collect();
     let vals = |b: tks::data::Batch| b.frames.into_data().try_to_vec::<f32>().unwrap();
-    let a = vals(s.train.train_batch(&idx, 1, Encoder::Direct, &dev, 2, 3));
+    let a = vals(
+        s.train
+            .train_batch(&idx, 1, Encoder::Direct, &dev, 2, 3)
+            .unwrap(),
+    );
     assert_eq!(
         a,
-        vals(s.train.train_batch(&idx, 1, Encoder::Direct, &dev, 2, 3))
+        vals(
+            s.train
+                .train_batch(&idx, 1, Encoder::Direct, &dev, 2, 3)
+                .unwrap()
+        )
     );
-    assert_ne!(a, vals(s.train.batch(&idx, 1, Encoder::Direct, &dev)));
+    assert_ne!(
+        a,
+        vals(s.train.batch(&idx, 1, Encoder::Direct, &dev).unwrap())
+    );
     assert!(a.iter().all(|v| v.is_finite()));
 }

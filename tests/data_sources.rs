@@ -223,16 +223,16 @@ fn augmentation_is_seeded_and_training_only() {
     let dev = Device::flex();
     let idx: Vec<usize> = (0..16).collect();
     let vals = |b: tks::data::Batch| b.frames.into_data().try_to_vec::<f32>().unwrap();
-    let plain = vals(d.batch(&idx, 2, Encoder::Direct, &dev));
-    let a = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 0));
-    let b = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 0));
-    let e1 = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 1));
+    let plain = vals(d.batch(&idx, 2, Encoder::Direct, &dev).unwrap());
+    let a = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 0).unwrap());
+    let b = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 0).unwrap());
+    let e1 = vals(d.train_batch(&idx, 2, Encoder::Direct, &dev, 7, 1).unwrap());
     assert_eq!(a, b);
     assert_ne!(a, plain);
     assert_ne!(a, e1);
     // a sample's augmentation does not depend on the batch it is in
     let rev: Vec<usize> = idx.iter().rev().copied().collect();
-    let r = vals(d.train_batch(&rev, 2, Encoder::Direct, &dev, 7, 0));
+    let r = vals(d.train_batch(&rev, 2, Encoder::Direct, &dev, 7, 0).unwrap());
     let n = 64;
     // frames [T, B, 1, 8, 8]: sample 0 at batch position 0 in `a`, 15 in `r`
     assert_eq!(a[..n], r[15 * n..16 * n]);

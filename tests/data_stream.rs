@@ -85,12 +85,20 @@ fn streamed_images_match_in_memory_for_any_threads_and_prefetch() {
         // the plain batch methods give the same tensors too
         let idx = [5, 0, 17];
         assert_eq!(
-            vals(s.test.batch(&[0, 1], 3, Encoder::Direct, &dev)),
-            vals(mem.test.batch(&[0, 1], 3, Encoder::Direct, &dev))
+            vals(s.test.batch(&[0, 1], 3, Encoder::Direct, &dev).unwrap()),
+            vals(mem.test.batch(&[0, 1], 3, Encoder::Direct, &dev).unwrap())
         );
         assert_eq!(
-            vals(s.train.train_batch(&idx, 2, Encoder::Direct, &dev, 9, 4)),
-            vals(mem.train.train_batch(&idx, 2, Encoder::Direct, &dev, 9, 4))
+            vals(
+                s.train
+                    .train_batch(&idx, 2, Encoder::Direct, &dev, 9, 4)
+                    .unwrap()
+            ),
+            vals(
+                mem.train
+                    .train_batch(&idx, 2, Encoder::Direct, &dev, 9, 4)
+                    .unwrap()
+            )
         );
     }
     // the automatic choice: above `stream_above_mb` only
@@ -123,6 +131,17 @@ fn streamed_images_match_in_memory_for_any_threads_and_prefetch() {
     );
     // the producer stops at the first error
     assert!(results.last().unwrap().is_err());
+    // and a single batch of the vanished files is an error too, not a panic
+    let e = s
+        .train
+        .batch(&all, 1, Encoder::Direct, &dev)
+        .err()
+        .expect("a missing file fails")
+        .to_string();
+    assert!(
+        e.contains("No such file") || e.contains("cannot find"),
+        "{e}"
+    );
     // dropping an iterator early does not hang
     let it = s.test.batches(&[0, 1, 2, 3], 1, None);
     drop(it);

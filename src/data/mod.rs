@@ -226,14 +226,15 @@ impl Dataset {
     /// The batch made of samples `indices`, with `timesteps` frames per sample.
     ///
     /// Static samples are encoded by `encoder`; event samples must already have `timesteps`
-    /// frames.
+    /// frames. A lazy (streamed) set whose file changed or vanished since it was loaded gives the
+    /// decoding error naming the file.
     pub fn batch(
         &self,
         indices: &[usize],
         timesteps: usize,
         encoder: Encoder,
         device: &Device,
-    ) -> Batch {
+    ) -> Result<Batch, DataError> {
         self.batch_with(indices, timesteps, encoder, device, None)
     }
 
@@ -248,7 +249,7 @@ impl Dataset {
         device: &Device,
         seed: u64,
         epoch: usize,
-    ) -> Batch {
+    ) -> Result<Batch, DataError> {
         self.batch_with(indices, timesteps, encoder, device, Some((seed, epoch)))
     }
 
@@ -259,26 +260,9 @@ impl Dataset {
         encoder: Encoder,
         device: &Device,
         augment_seed: Option<(u64, usize)>,
-    ) -> Batch {
-        match self.host_batch(indices, augment_seed) {
-            Ok(h) => h.to_batch(timesteps, encoder, device),
-            // Only a lazy set can fail here: its files were checked when it was loaded, so this
-            // is a file that changed or vanished during the run. Training uses
-            // [`Dataset::batches`], which returns the error instead.
-            Err(e) => panic!("{}: cannot decode a batch: {e}", self.name),
-        }
-    }
-
-    /// Like [`Dataset::batch`], returning a decoding error of a lazy set instead of panicking.
-    pub fn try_batch(
-        &self,
-        indices: &[usize],
-        timesteps: usize,
-        encoder: Encoder,
-        device: &Device,
     ) -> Result<Batch, DataError> {
         Ok(self
-            .host_batch(indices, None)?
+            .host_batch(indices, augment_seed)?
             .to_batch(timesteps, encoder, device))
     }
 

@@ -132,12 +132,10 @@ fn streamed_images_match_in_memory_for_any_threads_and_prefetch() {
     // the producer stops at the first error
     assert!(results.last().unwrap().is_err());
     // and a single batch of the vanished files is an error too, not a panic
-    let e = s
-        .train
-        .batch(&all, 1, Encoder::Direct, &dev)
-        .err()
-        .expect("a missing file fails")
-        .to_string();
+    let Err(e) = s.train.batch(&all, 1, Encoder::Direct, &dev) else {
+        panic!("a batch of missing files must fail");
+    };
+    let e = e.to_string();
     assert!(
         e.contains("No such file") || e.contains("cannot find"),
         "{e}"

@@ -827,9 +827,18 @@ fn listed_split(
     c: &DataConfig,
     mut train: Vec<(PathBuf, u32)>,
     mut test: Vec<(PathBuf, u32)>,
-    num_classes: usize,
+    num_classes: Option<usize>,
     list: &str,
 ) -> Result<Split, DataError> {
+    // Without a known class count: the largest label of either list, before any `limit`.
+    let num_classes = num_classes.unwrap_or_else(|| {
+        train
+            .iter()
+            .chain(&test)
+            .map(|(_, l)| *l as usize + 1)
+            .max()
+            .unwrap_or(0)
+    });
     if c.limit > 0 {
         train.truncate(c.limit);
         test.truncate(c.limit);
@@ -881,7 +890,7 @@ fn load_dogs(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
             .collect()
     };
     let (tr, te) = (items(&train), items(&test));
-    listed_split(root, c, tr, te, classes.len(), "train_list.txt")
+    listed_split(root, c, tr, te, Some(classes.len()), "train_list.txt")
 }
 
 /// Stanford Cars, CSV exports of the devkit annotations: `anno_train.csv` / `anno_test.csv`
@@ -918,12 +927,7 @@ fn load_cars(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     };
     let train = read("anno_train.csv", "cars_train")?;
     let test = read("anno_test.csv", "cars_test")?;
-    let n = train
-        .iter()
-        .chain(&test)
-        .map(|(_, l)| *l as usize + 1)
-        .max();
-    listed_split(root, c, train, test, n.unwrap_or(0), "anno_train.csv")
+    listed_split(root, c, train, test, None, "anno_train.csv")
 }
 
 /// Stanford Dogs, the official MAT lists: `train_list.mat` / `test_list.mat` (`file_list`,
@@ -938,12 +942,7 @@ fn load_dogs_mat(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
             .collect())
     };
     let (train, test) = (read("train_list.mat")?, read("test_list.mat")?);
-    let n = train
-        .iter()
-        .chain(&test)
-        .map(|(_, l)| *l as usize + 1)
-        .max();
-    listed_split(root, c, train, test, n.unwrap_or(0), "train_list.mat")
+    listed_split(root, c, train, test, None, "train_list.mat")
 }
 
 /// The annotations in the variables `vars` of the Stanford Cars MAT file `path` as (image path
@@ -967,27 +966,6 @@ fn cars_items(
         out.push((dir.join(&a.fname), a.class, a.test));
     }
     Ok(out)
-}
-
-/// The items and class count of Stanford Cars MAT annotations: `class_names` gives the count
-/// when present, else the largest class.
-fn cars_split(
-    root: &Path,
-    c: &DataConfig,
-    train: Vec<(PathBuf, u32)>,
-    test: Vec<(PathBuf, u32)>,
-    classes: Option<usize>,
-    list: &str,
-) -> Result<Split, DataError> {
-    let n = classes.unwrap_or_else(|| {
-        train
-            .iter()
-            .chain(&test)
-            .map(|(_, l)| *l as usize + 1)
-            .max()
-            .unwrap_or(0)
-    });
-    listed_split(root, c, train, test, n, list)
 }
 
 /// Stanford Cars, the devkit's MAT annotations: `devkit/cars_train_annos.mat` with images in
@@ -1020,7 +998,8 @@ fn load_cars_devkit(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     };
     let train = read(&devkit.join("cars_train_annos.mat"), "cars_train")?;
     let test = read(&test_list, "cars_test")?;
-    cars_split(root, c, train, test, classes, "devkit/cars_train_annos.mat")
+    // `class_names` gives the class count when present, else the largest class.
+    listed_split(root, c, train, test, classes, "devkit/cars_train_annos.mat")
 }
 
 /// Stanford Cars, the single `cars_annos.mat` (`annotations` with `relative_im_path` and
@@ -1050,7 +1029,7 @@ fn load_cars_annos(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
             }
         }
     }
-    cars_split(root, c, train, test, classes, "cars_annos.mat")
+    listed_split(root, c, train, test, classes, "cars_annos.mat")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,12 +17,12 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::Serialize;
 
 use crate::layer::{LayerPath, layer_path, set_layer_path};
-use crate::model::{ModelConfig, SmallCnnConfig, VggSnnConfig};
+use crate::model::{Model, ModelConfig, SmallCnnConfig, VggSnnConfig};
 use crate::neuron::{LifPath, lif_path, set_lif_path};
 use crate::objective::{ObjectiveConfig, Progress, Tks};
 
@@ -301,6 +301,31 @@ const BENCH_PROGRESS: Progress = Progress {
     steps_per_epoch: 1,
 };
 
+/// The benchmark's optimizer: AdamW with weight decay 0.01 and ε 1e-8 (the reference's
+/// `torch.optim.AdamW` settings).
+fn bench_optimizer() -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(0.01)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+/// One training step of the benchmark (forward, loss at [`BENCH_PROGRESS`], backward, AdamW at
+/// lr 1e-3): the updated model and the loss value.
+fn train_step(
+    model: Model,
+    optimizer: &mut ModuleOptimizer,
+    objective: &dyn crate::objective::Objective,
+    x: Tensor<5>,
+    y: Tensor<1, Int>,
+) -> (Model, f32) {
+    let output = model.forward_output(x, objective.needs_stage());
+    let loss = objective.loss(&output, y, BENCH_PROGRESS);
+    let loss_value = crate::eval::values(loss.clone().detach())[0];
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optimizer.step(1e-3, model, grads), loss_value)
+}
+
 fn objective(name: &str) -> anyhow::Result<Box<dyn crate::objective::Objective>> {
     let config = match name {
         "tks" => ObjectiveConfig::Tks(Tks {
@@ -343,11 +368,7 @@ fn measure_inner(
     let params = crate::params::trainable_params(&model);
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
-    let progress = BENCH_PROGRESS;
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(0.01)
-        .with_epsilon(1e-8)
-        .init();
+    let mut optimizer = bench_optimizer();
     let warm = 3;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut times, mut losses) = (Vec::new(), Vec::new());
@@ -355,11 +376,8 @@ fn measure_inner(
     for step in 0..warm + config.steps {
         let (x, y) = data[step % data.len()].clone();
         let (t0, c0) = (Instant::now(), process_cpu_seconds());
-        let output = model.forward_output(x, objective.needs_stage());
-        let loss = objective.loss(&output, y, progress);
-        let loss_value = crate::eval::values(loss.clone().detach())[0];
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-3, model, grads);
+        let loss_value;
+        (model, loss_value) = train_step(model, &mut optimizer, objective.as_ref(), x, y);
         let dt = t0.elapsed().as_secs_f64();
         if step >= warm {
             times.push(dt);
@@ -611,14 +629,10 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     let mut model = config.model_config().init(&device)?;
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
-    let progress = BENCH_PROGRESS;
-    let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
+    let mut optimizer = bench_optimizer();
     for step in 0..train_steps {
         let (x, y) = data[step % data.len()].clone();
-        let output = model.forward_output(x, false);
-        let loss = objective.loss(&output, y, progress);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-3, model, grads);
+        (model, _) = train_step(model, &mut optimizer, objective.as_ref(), x, y);
     }
     let model = model.valid();
     let inputs: Vec<Tensor<5>> = data.iter().map(|(x, _)| x.clone().inner()).collect();

@@ -56,41 +56,45 @@ target="${CARGO_TARGET_DIR:-$crate/target}"
 tks="$target/release/tks"
 
 : > "$out"
-for cfg in $configs; do
-  model="${cfg%%:*}"; T="${cfg##*:}"
+# Sets model, T, batch and width for a `model:T` configuration.
+parse_cfg() {
+  model="${1%%:*}"; T="${1##*:}"
   if [ "$model" = vggsnn ]; then batch=16; width=0.25; else batch=64; width=1.0; fi
+}
+# record WHO CFG CMD...: runs CMD and appends its last (JSON) line to $out, tagged.
+record() {
+  local who="$1" cfg="$2"; shift 2
+  "$@" | tail -n 1 | sed "s/^{/{\"who\": \"$who\", \"cfg\": \"$cfg\", /" >> "$out"
+}
+
+for cfg in $configs; do
+  parse_cfg "$cfg"
   common=(--model "$model" --width "$width" --T "$T" --batch "$batch" --steps "$steps" --loss tks)
   echo "== $model T=$T B=$batch: PyTorch reference" >&2
-  "$venv/bin/python" "$ref" bench "${common[@]}" --impl ref --threads "$threads" \
-    | tail -n 1 | sed "s/^{/{\"who\": \"torch\", \"cfg\": \"$cfg\", /" >> "$out"
+  record torch "$cfg" "$venv/bin/python" "$ref" bench "${common[@]}" --impl ref --threads "$threads"
   if [ "$have_sj" = 1 ]; then
     echo "== $model T=$T B=$batch: SpikingJelly" >&2
-    "$venv/bin/python" "$ref" bench "${common[@]}" --impl sj --threads "$threads" \
-      | tail -n 1 | sed "s/^{/{\"who\": \"sj\", \"cfg\": \"$cfg\", /" >> "$out" || true
+    record sj "$cfg" "$venv/bin/python" "$ref" bench "${common[@]}" --impl sj --threads "$threads" || true
   fi
   echo "== $model T=$T B=$batch: tks" >&2
-  RAYON_NUM_THREADS="$threads" "$tks" bench "${common[@]}" --no-compare-lif --no-compare-layers \
-    | tail -n 1 | sed "s/^{/{\"who\": \"tks\", \"cfg\": \"$cfg\", /" >> "$out"
+  RAYON_NUM_THREADS="$threads" record tks "$cfg" "$tks" bench "${common[@]}" --no-compare-lif --no-compare-layers
 done
 
 if [ "$infer" = 1 ]; then
   for cfg in $configs; do
-    model="${cfg%%:*}"; T="${cfg##*:}"
-    if [ "$model" = vggsnn ]; then batch=16; width=0.25; else batch=64; width=1.0; fi
-    common=(--model "$model" --width "$width" --T "$T" --batch "$batch" --steps "$infer_steps")
+    parse_cfg "$cfg"
+    common=(--model "$model" --width "$width" --T "$T" --batch "$batch" --steps "$infer_steps"
+            --train-steps "$train_steps")
     echo "== $model T=$T B=$batch: inference, PyTorch reference" >&2
-    "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" "${common[@]}" \
-      --train-steps "$train_steps" --impl ref --threads "$threads" \
-      | tail -n 1 | sed "s/^{/{\"who\": \"torch-infer\", \"cfg\": \"$cfg\", /" >> "$out"
+    record torch-infer "$cfg" "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" \
+      "${common[@]}" --impl ref --threads "$threads"
     if [ "$have_sj" = 1 ]; then
       echo "== $model T=$T B=$batch: inference, SpikingJelly" >&2
-      "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" "${common[@]}" \
-        --train-steps "$train_steps" --impl sj --threads "$threads" \
-        | tail -n 1 | sed "s/^{/{\"who\": \"sj-infer\", \"cfg\": \"$cfg\", /" >> "$out" || true
+      record sj-infer "$cfg" "$venv/bin/python" "$here/infer_reference.py" --reference "$ref" \
+        "${common[@]}" --impl sj --threads "$threads" || true
     fi
     echo "== $model T=$T B=$batch: inference, tks" >&2
-    RAYON_NUM_THREADS="$threads" "$tks" bench --inference "${common[@]}" --train-steps "$train_steps" \
-      | tail -n 1 | sed "s/^{/{\"who\": \"tks-infer\", \"cfg\": \"$cfg\", /" >> "$out"
+    RAYON_NUM_THREADS="$threads" record tks-infer "$cfg" "$tks" bench --inference "${common[@]}"
   done
 fi
 

@@ -55,11 +55,9 @@ pub fn main() -> ExitCode {
     // step (≈ 12 % per training step; `TKS_MALLOC_TUNE=0` disables it).
     crate::bench::tune_allocator();
     use crate::layer::fused_conv::{ConvMode, set_conv_mode};
-    match cli.conv_mode.as_deref() {
-        Some("dense") => set_conv_mode(ConvMode::Dense),
-        Some("sparse") => set_conv_mode(ConvMode::Sparse),
-        Some(_) => set_conv_mode(ConvMode::Auto),
-        None => {}
+    // clap accepts only the three names, so `from_name` always finds one.
+    if let Some(mode) = cli.conv_mode.as_deref().and_then(ConvMode::from_name) {
+        set_conv_mode(mode);
     }
     let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
         Command::Train(args) => train::run(args),

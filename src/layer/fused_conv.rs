@@ -20,7 +20,8 @@
 //! After the first layer an SNN's conv input is binary spikes at a firing rate ρ of typically
 //! 5–25 %, so the sparse forward and weight gradient do ρ of the dense multiply-adds, with no
 //! im2col buffer: each spike adds a weight row into the `C_out`-contiguous rows of a
-//! transposed output (`out_t` `[P, C_out]`), turned back into `[C_out, P]` at the end. The
+//! transposed output tile (`out_t` `[rows·W', C_out]`, sized for L1), turned back into
+//! `[C_out, P]` tile by tile. The
 //! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
 //! at every call and takes the sparse path at or below [`sparse_max_density`] — 0.25 for the
 //! forward, 0.5 for the weight gradient (the break-even measured by `tks bench --conv-micro`
@@ -77,6 +78,13 @@ impl ConvMode {
             ConvMode::Sparse => "sparse",
             ConvMode::Auto => "auto",
         }
+    }
+
+    /// The mode called `name` ([`ConvMode::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ConvMode::Dense, ConvMode::Sparse, ConvMode::Auto]
+            .into_iter()
+            .find(|m| m.name() == name)
     }
 }
 
@@ -150,10 +158,11 @@ pub fn conv_mode() -> ConvMode {
         1 => ConvMode::Dense,
         2 => ConvMode::Sparse,
         3 => ConvMode::Auto,
-        _ => *ENV_MODE.get_or_init(|| match std::env::var("TKS_CONV_MODE").as_deref() {
-            Ok("dense") => ConvMode::Dense,
-            Ok("sparse") => ConvMode::Sparse,
-            _ => ConvMode::Auto,
+        _ => *ENV_MODE.get_or_init(|| {
+            std::env::var("TKS_CONV_MODE")
+                .ok()
+                .and_then(|v| ConvMode::from_name(&v))
+                .unwrap_or(ConvMode::Auto)
         }),
     }
 }
@@ -258,12 +267,16 @@ pub fn supports(conv: &Conv2d, x: &Tensor<4>) -> bool {
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     assert!(supports(conv, &x), "fused conv: unsupported input");
     let pad = symmetric_padding(conv).unwrap_or(0);
-    let weight = conv.weight.val();
-    let bias = match &conv.bias {
+    let bias = bias_or_zeros(conv, &x.device());
+    conv2d(x, conv.weight.val(), bias, conv.stride[0], pad)
+}
+
+/// `conv`'s bias, or zeros `[C_out]` when it has none.
+fn bias_or_zeros(conv: &Conv2d, device: &burn::tensor::Device) -> Tensor<1> {
+    match &conv.bias {
         Some(b) => b.val(),
-        None => Tensor::zeros([weight.dims()[0]], &x.device()),
-    };
-    conv2d(x, weight, bias, conv.stride[0], pad)
+        None => Tensor::zeros([conv.weight.val().dims()[0]], device),
+    }
 }
 
 /// `bn(conv.forward(x))` for BatchNorm on its running statistics (inference), as one
@@ -281,11 +294,10 @@ pub fn forward_folded_bn(conv: &Conv2d, bn: &burn::nn::BatchNorm, x: Tensor<4>) 
     let mean = bn.running_mean.value_sync().to_device(&device);
     let var = bn.running_var.value_sync().to_device(&device);
     let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
-    let bias = match &conv.bias {
-        Some(b) => b.val(),
-        None => Tensor::zeros([co], &device),
-    };
-    let folded_bias = bias.sub(mean).mul(scale.clone()).add(bn.beta.val());
+    let folded_bias = bias_or_zeros(conv, &device)
+        .sub(mean)
+        .mul(scale.clone())
+        .add(bn.beta.val());
     let folded_weight = weight.mul(scale.reshape([co, 1, 1, 1]));
     conv2d(x, folded_weight, folded_bias, conv.stride[0], pad)
 }
@@ -669,11 +681,11 @@ pub mod kernel {
     }
 
     /// Whether [`conv_mode`] picks the sparse path of `pass` for input values `x`.
+    /// The density is only measured in [`ConvMode::Auto`].
     pub fn choose_sparse<V: Value>(x: &[V], pass: SparsePass) -> bool {
         match conv_mode() {
-            ConvMode::Dense => false,
-            ConvMode::Sparse => true,
-            ConvMode::Auto => density(x) <= sparse_max_density(pass),
+            ConvMode::Auto => choose_sparse_at(density(x), pass),
+            mode => mode == ConvMode::Sparse,
         }
     }
 
@@ -927,6 +939,16 @@ pub mod kernel {
         wt
     }
 
+    /// The output row tiles of the spike-aware path: `(oy0, oy1, q0, pixels)` for rows
+    /// `oy0..oy1` of `rows` rows each (the last one shorter), starting at output pixel `q0`.
+    fn row_tiles(g: &Geom, rows: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let (oh, ow) = (g.oh, g.ow);
+        (0..oh).step_by(rows).map(move |oy0| {
+            let oy1 = (oy0 + rows).min(oh);
+            (oy0, oy1, oy0 * ow, (oy1 - oy0) * ow)
+        })
+    }
+
     /// Runs `body(sample)` for every sample, in parallel.
     fn for_samples(n: usize, body: impl Fn(usize, usize) + Send + Sync) {
         let rs = ranges(n);
@@ -955,10 +977,7 @@ pub mod kernel {
                         // SAFETY: sample `s`'s output belongs to this worker only.
                         let o = unsafe { out_p.slice(s * co * p, co * p) };
                         spikes.index(g, &x[s * in_len..(s + 1) * in_len]);
-                        for oy0 in (0..g.oh).step_by(th) {
-                            let oy1 = (oy0 + th).min(g.oh);
-                            let q0 = oy0 * g.ow;
-                            let tile = (oy1 - oy0) * g.ow;
+                        for (oy0, oy1, q0, tile) in row_tiles(g, th) {
                             let acc = &mut acc[..tile * co];
                             acc.fill(0.0);
                             simd::scatter(g, spikes, (oy0, oy1), &wt, acc, true);
@@ -997,7 +1016,8 @@ pub mod kernel {
     }
 
     /// `dx` `[N, C_in, H, W]`, `dw` `[C_out, K]`, `db` `[C_out]` for the output gradient
-    /// `gr` `[N, C_out, P]`; `dx` (skipped when `None`), `dw`, `db` are overwritten.
+    /// `gr` `[N, C_out, P]`; `dw` and `db` are overwritten, `dx` (skipped when `None`) must be
+    /// zero on entry (it is accumulated into, as a freshly allocated buffer is).
     #[allow(clippy::too_many_arguments)]
     pub fn backward<V: Value>(
         g: &Geom,
@@ -1052,16 +1072,12 @@ pub mod kernel {
                             matmul(k, p, co, dxs, false, w, (1, k), gs, (p, 1));
                         } else {
                             matmul(k, p, co, col, false, w, (1, k), gs, (p, 1));
-                            dxs.fill(0.0);
                             col2im(g, col, dxs);
                         }
                     }
                     if sparse {
                         spikes.index(g, xs);
-                        for oy0 in (0..g.oh).step_by(th) {
-                            let oy1 = (oy0 + th).min(g.oh);
-                            let q0 = oy0 * g.ow;
-                            let tile = (oy1 - oy0) * g.ow;
+                        for (oy0, oy1, q0, tile) in row_tiles(g, th) {
                             let gt = &mut gt[..tile * co];
                             for (c, grow) in gs.chunks_exact(p).enumerate() {
                                 for (q, v) in grow[q0..q0 + tile].iter().enumerate() {
@@ -1156,16 +1172,6 @@ pub mod kernel {
                     self.starts.push(n);
                 }
                 self.binary = binary;
-            }
-
-            /// Number of non-zeros.
-            pub fn len(&self) -> usize {
-                self.starts.last().copied().unwrap_or(0)
-            }
-
-            /// Whether there are none.
-            pub fn is_empty(&self) -> bool {
-                self.len() == 0
             }
         }
 

@@ -112,21 +112,18 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| {
             let fused = layer_path() == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
-            if let Some(bn) = &self.bn
-                && fused
-                && !fused_bn::uses_batch_statistics(bn, &x)
-            {
-                // Inference: BatchNorm folded into the convolution.
-                let y = fused_conv::forward_folded_bn(&self.conv, bn, x.clone());
-                crate::eval::energy::record_conv(&x, &y, &self.conv);
-                return y;
-            }
-            let y = if fused {
-                fused_conv::forward(&self.conv, x.clone())
-            } else {
-                self.conv.forward(x.clone())
+            // Inference on the fused path: BatchNorm folded into the convolution.
+            let folded =
+                (self.bn.as_ref()).filter(|bn| fused && !fused_bn::uses_batch_statistics(bn, &x));
+            let y = match folded {
+                Some(bn) => fused_conv::forward_folded_bn(&self.conv, bn, x.clone()),
+                None if fused => fused_conv::forward(&self.conv, x.clone()),
+                None => self.conv.forward(x.clone()),
             };
             crate::eval::energy::record_conv(&x, &y, &self.conv);
+            if folded.is_some() {
+                return y;
+            }
             match &self.bn {
                 Some(bn) if layer_path() == LayerPath::Fused => fused_bn::forward(bn, y),
                 Some(bn) => bn.forward(y),

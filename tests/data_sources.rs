@@ -27,6 +27,14 @@ fn config(source: String, cache: &Path) -> DataConfig {
     }
 }
 
+/// Loading `c` fails with an error that names every one of `needles`.
+fn assert_load_error(c: &DataConfig, needles: &[&str]) {
+    let e = load(c, 1).unwrap_err().to_string();
+    for n in needles {
+        assert!(e.contains(n), "`{n}` missing from: {e}");
+    }
+}
+
 fn histogram(labels: &[u32], n: usize) -> Vec<usize> {
     let mut h = vec![0; n];
     labels.iter().for_each(|&l| h[l as usize] += 1);
@@ -334,13 +342,11 @@ fn image_folder_layouts_and_bad_images() {
     assert_eq!((s.train.values[0], s.train.values[2 * 256]), (1.0, 0.0));
     // a class in val/ with no train folder
     std::fs::create_dir_all(dir.join("val/bird")).unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("bird"), "{e}");
+    assert_load_error(&c, &["bird"]);
     std::fs::remove_dir_all(dir.join("val/bird")).unwrap();
     // an unreadable image names the file
     std::fs::write(dir.join("train/dog/broken.png"), b"\x89PNG not really").unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("broken.png"), "{e}");
+    assert_load_error(&c, &["broken.png"]);
 
     // single root, seeded 9:1 split
     let root = scratch("folder-single");
@@ -390,11 +396,7 @@ fn image_folder_layouts_and_bad_images() {
         (vec![0, 0, 1, 1], vec![0, 1])
     );
     std::fs::write(cub.join("image_class_labels.txt"), "1 0\n").unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(
-        e.contains("image_class_labels.txt") && e.contains("image id 1"),
-        "{e}"
-    );
+    assert_load_error(&c, &["image_class_labels.txt", "image id 1"]);
     // Stanford Dogs text lists, images under Images/
     let dogs = scratch("folder-dogs");
     let (mut tr, mut te) = (String::new(), String::new());
@@ -424,13 +426,11 @@ fn image_folder_layouts_and_bad_images() {
         (vec![0, 0, 1, 1], vec![0, 1])
     );
     std::fs::write(dogs.join("test_list.txt"), "no_slash.png\n").unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("test_list.txt") && e.contains("line 1"), "{e}");
+    assert_load_error(&c, &["test_list.txt", "line 1"]);
     // only a broken MAT list: the MAT reader names it
     std::fs::remove_file(dogs.join("test_list.txt")).unwrap();
     std::fs::write(dogs.join("train_list.mat"), b"MATLAB").unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("train_list.mat") && e.contains("byte 0"), "{e}");
+    assert_load_error(&c, &["train_list.mat", "byte 0"]);
 
     // Stanford Cars CSV exports (header optional, 1-based classes)
     let cars = scratch("folder-cars");
@@ -463,8 +463,7 @@ fn image_folder_layouts_and_bad_images() {
         (vec![0, 1, 0], vec![1, 0])
     );
     std::fs::write(cars.join("anno_test.csv"), "00004.png,0,0,3,3,0\n").unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("anno_test.csv") && e.contains("line 1"), "{e}");
+    assert_load_error(&c, &["anno_test.csv", "line 1"]);
 
     // empty directory
     let empty = scratch("folder-empty");
@@ -562,23 +561,14 @@ fn stanford_dogs_and_cars_mat_split_lists() {
     let mut bad = test.clone();
     bad[1].1 = 0;
     std::fs::write(dogs.join("test_list.mat"), list_file(&bad, false)).unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(
-        e.contains("test_list.mat") && e.contains("entry 2") && e.contains("byte "),
-        "{e}"
-    );
+    assert_load_error(&c, &["test_list.mat", "entry 2", "byte "]);
     let mut bad = train.clone();
     bad[1].1 = 3;
     std::fs::write(dogs.join("train_list.mat"), list_file(&bad, true)).unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(
-        e.contains("train_list.mat") && e.contains("Chihuahua") && e.contains("labels 1 and 3"),
-        "{e}"
-    );
+    assert_load_error(&c, &["train_list.mat", "Chihuahua", "labels 1 and 3"]);
     std::fs::remove_file(dogs.join("test_list.mat")).unwrap();
     std::fs::write(dogs.join("train_list.mat"), list_file(&train, true)).unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("test_list.mat"), "{e}");
+    assert_load_error(&c, &["test_list.mat"]);
 
     // Cars devkit: uint8/uint16 box and class fields, as the devkit stores them
     let cars = scratch("folder-cars-mat");
@@ -646,8 +636,7 @@ fn stanford_dogs_and_cars_mat_split_lists() {
         file(&[annotations(&te, "fname")], true),
     )
     .unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(e.contains("cars_test_annos_withlabels.mat"), "{e}");
+    assert_load_error(&c, &["cars_test_annos_withlabels.mat"]);
     for dir in ["", "devkit"] {
         let p = cars.join(dir).join("cars_test_annos_withlabels.mat");
         std::fs::write(&p, file(&[annotations(&te, "fname")], dir.is_empty())).unwrap();
@@ -670,11 +659,7 @@ fn stanford_dogs_and_cars_mat_split_lists() {
         file(&[annotations(&te, "fname")], false),
     )
     .unwrap();
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(
-        e.contains("cars_train_annos.mat") && e.contains("entry 3") && e.contains("names 2"),
-        "{e}"
-    );
+    assert_load_error(&c, &["cars_train_annos.mat", "entry 3", "names 2"]);
 
     // cars_annos.mat: relative_im_path and `test` in one struct, class_names beside it
     let all = scratch("folder-cars-annos");
@@ -708,11 +693,7 @@ fn stanford_dogs_and_cars_mat_split_lists() {
     }
     items[2].2 = Some(2);
     write(&items, true);
-    let e = load(&c, 1).unwrap_err().to_string();
-    assert!(
-        e.contains("cars_annos.mat") && e.contains("entry 3") && e.contains("`test`"),
-        "{e}"
-    );
+    assert_load_error(&c, &["cars_annos.mat", "entry 3", "`test`"]);
 }
 
 #[test]

@@ -32,7 +32,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor};
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// Below this many elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -148,7 +148,7 @@ impl BatchNormOps for Flex {
             (c, c),
             "fused BatchNorm: gamma/beta shape"
         );
-        let mut out = vec![0.0f32; xs.len()];
+        let mut out = zeroed(xs.len());
         let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
         kernel::forward(
             &xs,
@@ -185,7 +185,7 @@ impl BatchNormOps for Flex {
         let xs = f32_values(&x);
         let g = f32_values(&grad);
         let (gam, mu, var) = (f32_values(&gamma), f32_values(&mean), f32_values(&variance));
-        let mut dx = vec![0.0f32; xs.len()];
+        let mut dx = zeroed(xs.len());
         let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
         kernel::backward(
             &xs,

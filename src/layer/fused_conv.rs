@@ -57,7 +57,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor};
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// How the fused convolution computes its forward and weight gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,7 +370,7 @@ impl ConvOps for Flex {
         );
         let (xs, ws, bs) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
         assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
-        let mut out = vec![0.0f32; g.n * g.cout * g.p()];
+        let mut out = zeroed(g.n * g.cout * g.p());
         let density = kernel::density(&xs);
         let sparse = kernel::choose_sparse_at(density, SparsePass::Forward);
         STATS.with(|s| {
@@ -433,7 +433,7 @@ impl ConvOps for Flex {
         );
         let (ws, gs) = (f32_values(&weight), f32_values(&grad));
         let mut dx = if input_grad {
-            vec![0.0f32; g.n * g.cin * g.h * g.w]
+            zeroed(g.n * g.cin * g.h * g.w)
         } else {
             Vec::new()
         };

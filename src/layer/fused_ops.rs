@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, DispatchDevice};
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Which implementation [`super::Pool`] (average) and [`super::ConvBn`] (BatchNorm) use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +80,23 @@ pub(crate) fn f32_values(x: &FlexTensor) -> Cow<'_, [f32]> {
 /// A Flex tensor owning `values` with `shape`.
 pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `n` zeros, written by the rayon workers in parallel chunks. The output buffers of the fused
+/// kernels are large and reused by the allocator, so `vec![0.0; n]` would `memset` them on the
+/// calling thread alone while the other cores wait.
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    const CHUNK: usize = 1 << 15;
+    if n < 2 * CHUNK {
+        return vec![0.0; n];
+    }
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: the first `n` elements were all initialised just above.
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// A raw output pointer shared by parallel workers that write disjoint ranges.

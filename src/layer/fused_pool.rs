@@ -24,7 +24,7 @@ use burn::backend::{
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor};
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// Below this many output elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 14;
@@ -73,7 +73,7 @@ impl AvgPoolOps for Flex {
         let [n, c, h, w] = dims4(&x);
         let xs = f32_values(&x);
         let (oh, ow) = (h / k, w / k);
-        let mut out = vec![0.0f32; n * c * oh * ow];
+        let mut out = zeroed(n * c * oh * ow);
         kernel::forward(&xs, &mut out, n * c, h, w, k);
         flex_tensor(out, vec![n, c, oh, ow])
     }
@@ -86,7 +86,7 @@ impl AvgPoolOps for Flex {
             "fused avg-pool: gradient shape"
         );
         let gs = f32_values(&grad);
-        let mut out = vec![0.0f32; n * c * h * w];
+        let mut out = zeroed(n * c * h * w);
         kernel::backward(&gs, &mut out, n * c, h, w, k);
         flex_tensor(out, input_shape.to_vec())
     }

@@ -49,10 +49,11 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, DType, Dispatch, DispatchDevice, Flex, TensorMetadata,
     backend_extension,
 };
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::{NeuronConfig, NeuronKind, NeuronTrace, ResetMode};
+use crate::layer::fused_ops::{f32_values, flex_tensor, zeroed};
 use crate::surrogate::Surrogate;
 
 /// Neurons per block (columns of `[T, N]` processed together).
@@ -207,26 +208,15 @@ fn steps_and_neurons(shape: &[usize]) -> (usize, usize) {
     (t, n)
 }
 
-fn f32_data(x: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match x.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(x.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-    }
-}
-
-fn flex_from(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 impl LifOps for Flex {
     fn lif_forward(x: FlexTensor, spec: LifSpec) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "fused LIF: f32 only");
         let shape = x.shape().to_vec();
         let (t, n) = steps_and_neurons(&shape);
-        let xs = f32_data(&x);
-        let mut out = vec![0.0f32; t * n];
+        let xs = f32_values(&x);
+        let mut out = zeroed(t * n);
         kernel::forward(&xs, &mut out, None, None, t, n, &spec);
-        flex_from(out, shape)
+        flex_tensor(out, shape)
     }
 
     fn lif_backward(x: FlexTensor, grad: FlexTensor, spec: LifSpec) -> FlexTensor {
@@ -234,28 +224,28 @@ impl LifOps for Flex {
         let shape = x.shape().to_vec();
         assert_eq!(grad.shape().to_vec(), shape, "fused LIF: gradient shape");
         let (t, n) = steps_and_neurons(&shape);
-        let xs = f32_data(&x);
-        let gs = f32_data(&grad);
-        let mut out = vec![0.0f32; t * n];
+        let xs = f32_values(&x);
+        let gs = f32_values(&grad);
+        let mut out = zeroed(t * n);
         kernel::backward(&xs, &gs, &mut out, t, n, &spec);
-        flex_from(out, shape)
+        flex_tensor(out, shape)
     }
 
     fn lif_trace(x: FlexTensor, spec: LifSpec) -> (FlexTensor, FlexTensor, FlexTensor) {
         assert_eq!(x.dtype(), DType::F32, "fused LIF: f32 only");
         let shape = x.shape().to_vec();
         let (t, n) = steps_and_neurons(&shape);
-        let xs = f32_data(&x);
-        let mut out = vec![0.0f32; t * n];
-        let mut h = vec![0.0f32; t * n];
+        let xs = f32_values(&x);
+        let mut out = zeroed(t * n);
+        let mut h = zeroed(t * n);
         let mut m = vec![0.0f32; n];
         kernel::forward(&xs, &mut out, Some(&mut h), Some(&mut m), t, n, &spec);
         let mut m_shape = shape.clone();
         m_shape[0] = 1;
         (
-            flex_from(out, shape.clone()),
-            flex_from(h, shape),
-            flex_from(m, m_shape),
+            flex_tensor(out, shape.clone()),
+            flex_tensor(h, shape),
+            flex_tensor(m, m_shape),
         )
     }
 }

@@ -92,8 +92,20 @@ pub fn batch_norm_train<const D: usize>(
 pub fn forward_train<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     let (output, mean, variance) = batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
-    let running_mean = bn.running_mean.value_sync().to_device(&device);
-    let running_var = bn.running_var.value_sync().to_device(&device);
+    update_running_statistics(bn, mean, variance, &device);
+    output
+}
+
+/// `bn`'s running statistics moved towards the batch's `mean` and biased `variance` as burn's
+/// `BatchNorm::forward_train` does (`r ← (1 − m)·r + m·stat`).
+pub fn update_running_statistics(
+    bn: &BatchNorm,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    device: &burn::tensor::Device,
+) {
+    let running_mean = bn.running_mean.value_sync().to_device(device);
+    let running_var = bn.running_var.value_sync().to_device(device);
     let running_mean = running_mean
         .mul_scalar(1.0 - bn.momentum)
         .add(mean.detach().mul_scalar(bn.momentum));
@@ -102,7 +114,6 @@ pub fn forward_train<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> 
         .add(variance.detach().mul_scalar(bn.momentum));
     bn.running_mean.update(running_mean.detach());
     bn.running_var.update(running_var.detach());
-    output
 }
 
 /// The fused training-mode BatchNorm as a backend extension (Flex + Autodiff).
@@ -303,7 +314,7 @@ pub mod kernel {
 
     /// `(Σ a(v), Σ b(v))` over `xs` with 8 f32 lanes per block of [`FLUSH`] values, f64 totals.
     #[inline(always)]
-    fn sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32) + Copy) -> (f64, f64) {
+    pub fn sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32) + Copy) -> (f64, f64) {
         let (mut t1, mut t2) = (0.0f64, 0.0f64);
         for (xb, yb) in xs.chunks(FLUSH).zip(ys.chunks(FLUSH)) {
             let (mut l1, mut l2) = ([0.0f32; 8], [0.0f32; 8]);
@@ -336,6 +347,134 @@ pub mod kernel {
         }
     }
 
+    /// The mean and biased variance of channel `ch` of `x` `[N, C, inner]`: shifted sums
+    /// `Σ(x − K)`, `Σ(x − K)²` (`K` = the channel's first value) in f32 lanes, f64 totals.
+    pub fn channel_statistics(x: &[f32], [n, c, inner]: [usize; 3], ch: usize) -> (f32, f32) {
+        let m = (n * inner) as f64;
+        let shift = x[ch * inner];
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for b in 0..n {
+            let s = &x[(b * c + ch) * inner..(b * c + ch + 1) * inner];
+            let (a, q) = sum2(s, s, |v, _| {
+                let d = v - shift;
+                (d, d * d)
+            });
+            s1 += a;
+            s2 += q;
+        }
+        let d_mean = s1 / m;
+        let mu = shift as f64 + d_mean;
+        let sigma2 = (s2 / m - d_mean * d_mean).max(0.0);
+        (mu as f32, sigma2 as f32)
+    }
+
+    /// `γ/√(σ² + ε)` in f32, computed in f64 (the normalisation's scale).
+    pub fn scale_of(gamma: f32, var: f32, epsilon: f64) -> f32 {
+        let inv_std = 1.0 / ((var as f64) + epsilon).sqrt();
+        (gamma as f64 * inv_std) as f32
+    }
+
+    /// Mean and biased variance of every channel of `x` `[N, C, inner]`, in parallel.
+    pub fn statistics(x: &[f32], dims: [usize; 3], mean: &mut [f32], var: &mut [f32]) {
+        let c = dims[1];
+        assert_eq!((mean.len(), var.len()), (c, c));
+        let (mean_p, var_p) = (OutPtr(mean.as_mut_ptr()), OutPtr(var.as_mut_ptr()));
+        for_channels(c, x.len(), move |ch| {
+            let (mu, v) = channel_statistics(x, dims, ch);
+            // SAFETY: mean/var[ch] belong to this channel only.
+            unsafe {
+                mean_p.slice(ch, 1)[0] = mu;
+                var_p.slice(ch, 1)[0] = v;
+            }
+        });
+    }
+
+    /// The per-channel constants of the input gradient and the parameter gradients.
+    #[derive(Clone, Copy)]
+    pub struct Grad {
+        /// The channel's mean.
+        pub mu: f32,
+        /// `γ/√(σ² + ε)`.
+        pub a: f32,
+        /// `dβ/M`.
+        pub mg: f32,
+        /// `dγ/(M·√(σ² + ε))`.
+        pub k: f32,
+        /// `dγ = Σ g·(x − μ)/√(σ² + ε)`.
+        pub dgamma: f64,
+        /// `dβ = Σ g`.
+        pub dbeta: f64,
+    }
+
+    impl Grad {
+        /// From `(Σ g, Σ g·(x − μ))` of a channel of `M` values.
+        pub fn new(
+            (sg, sgx): (f64, f64),
+            gamma: f32,
+            mu: f32,
+            var: f32,
+            epsilon: f64,
+            m: f64,
+        ) -> Self {
+            let inv_std = 1.0 / ((var as f64) + epsilon).sqrt();
+            let dgamma = sgx * inv_std;
+            Self {
+                mu,
+                a: (gamma as f64 * inv_std) as f32,
+                mg: (sg / m) as f32,
+                k: (inv_std * dgamma / m) as f32,
+                dgamma,
+                dbeta: sg,
+            }
+        }
+
+        /// `dx = a·(g − mg − (x − μ)·k)`.
+        #[inline(always)]
+        pub fn dx(&self, g: f32, x: f32) -> f32 {
+            self.a * (g - self.mg - (x - self.mu) * self.k)
+        }
+    }
+
+    /// The gradient step of every channel, in parallel, with `(Σ g, Σ g·(x − μ))` given per
+    /// channel in `sums` and `dx` holding `g` on entry (overwritten in place): see [`Grad`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_gradient(
+        x: &[f32],
+        dx: &mut [f32],
+        gamma: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        epsilon: f64,
+        [n, c, inner]: [usize; 3],
+        sums: &[(f64, f64)],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        assert_eq!(dx.len(), x.len());
+        assert_eq!(sums.len(), c);
+        let m = (n * inner) as f64;
+        let (dx_p, dg_p, db_p) = (
+            OutPtr(dx.as_mut_ptr()),
+            OutPtr(dgamma.as_mut_ptr()),
+            OutPtr(dbeta.as_mut_ptr()),
+        );
+        for_channels(c, x.len(), move |ch| {
+            let gr = Grad::new(sums[ch], gamma[ch], mean[ch], var[ch], epsilon, m);
+            for b in 0..n {
+                let r = (b * c + ch) * inner..(b * c + ch + 1) * inner;
+                // SAFETY: segment (b, ch) and dgamma/dbeta[ch] belong to this channel only.
+                let o = unsafe { dx_p.slice(r.start, inner) };
+                for (o, &xv) in o.iter_mut().zip(&x[r]) {
+                    *o = gr.dx(*o, xv);
+                }
+            }
+            unsafe {
+                dg_p.slice(ch, 1)[0] = gr.dgamma as f32;
+                db_p.slice(ch, 1)[0] = gr.dbeta as f32;
+            }
+        });
+    }
+
     /// Forward: `out`, `mean`, `var` (biased) for `x` `[N, C, inner]`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
@@ -350,7 +489,6 @@ pub mod kernel {
     ) {
         assert_eq!(x.len(), n * c * inner);
         assert_eq!(out.len(), x.len());
-        let m = (n * inner) as f64;
         let (out_p, mean_p, var_p) = (
             OutPtr(out.as_mut_ptr()),
             OutPtr(mean.as_mut_ptr()),
@@ -358,23 +496,8 @@ pub mod kernel {
         );
         for_channels(c, x.len(), move |ch| {
             let seg = |b: usize| &x[(b * c + ch) * inner..(b * c + ch + 1) * inner];
-            let shift = x[ch * inner];
-            let (mut s1, mut s2) = (0.0f64, 0.0f64);
-            for b in 0..n {
-                let s = seg(b);
-                let (a, q) = sum2(s, s, |v, _| {
-                    let d = v - shift;
-                    (d, d * d)
-                });
-                s1 += a;
-                s2 += q;
-            }
-            let d_mean = s1 / m;
-            let mu = shift as f64 + d_mean;
-            let sigma2 = (s2 / m - d_mean * d_mean).max(0.0);
-            let (mu32, var32) = (mu as f32, sigma2 as f32);
-            let inv_std = 1.0 / ((var32 as f64) + epsilon).sqrt();
-            let scale = (gamma[ch] as f64 * inv_std) as f32;
+            let (mu32, var32) = channel_statistics(x, [n, c, inner], ch);
+            let scale = scale_of(gamma[ch], var32, epsilon);
             let bias = beta[ch];
             for b in 0..n {
                 let s = seg(b);
@@ -417,7 +540,6 @@ pub mod kernel {
         for_channels(c, x.len(), move |ch| {
             let range = |b: usize| (b * c + ch) * inner..(b * c + ch + 1) * inner;
             let mu = mean[ch];
-            let inv_std = 1.0 / ((var[ch] as f64) + epsilon).sqrt();
             let (mut sg, mut sgx) = (0.0f64, 0.0f64);
             for b in 0..n {
                 let r = range(b);
@@ -425,23 +547,18 @@ pub mod kernel {
                 sg += a;
                 sgx += q;
             }
-            let dbeta_c = sg;
-            let dgamma_c = sgx * inv_std;
-            // dx = γ·inv_std·(g − dβ/M − (x − μ)·inv_std·dγ/M)
-            let a = (gamma[ch] as f64 * inv_std) as f32;
-            let mg = (dbeta_c / m) as f32;
-            let k = (inv_std * dgamma_c / m) as f32;
+            let gr = Grad::new((sg, sgx), gamma[ch], mu, var[ch], epsilon, m);
             for b in 0..n {
                 let r = range(b);
                 // SAFETY: segment (b, ch) and dgamma/dbeta[ch] belong to this channel only.
                 let o = unsafe { dx_p.slice(r.start, inner) };
                 for ((o, &gv), &xv) in o.iter_mut().zip(&g[r.clone()]).zip(&x[r]) {
-                    *o = a * (gv - mg - (xv - mu) * k);
+                    *o = gr.dx(gv, xv);
                 }
             }
             unsafe {
-                dg_p.slice(ch, 1)[0] = dgamma_c as f32;
-                db_p.slice(ch, 1)[0] = dbeta_c as f32;
+                dg_p.slice(ch, 1)[0] = gr.dgamma as f32;
+                db_p.slice(ch, 1)[0] = gr.dbeta as f32;
             }
         });
     }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigError, check_range};
 
 pub mod fused_bn;
+pub mod fused_bn_lif;
 pub mod fused_conv;
 pub mod fused_ops;
 pub mod fused_pool;
@@ -111,25 +112,29 @@ impl ConvBn {
     /// `[T, B, C_in, H, W]` → `[T, B, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         seq(x, |x| {
-            let fused = layer_path() == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
-            // Inference on the fused path: BatchNorm folded into the convolution.
-            let folded =
-                (self.bn.as_ref()).filter(|bn| fused && !fused_bn::uses_batch_statistics(bn, &x));
-            let y = match folded {
-                Some(bn) => fused_conv::forward_folded_bn(&self.conv, bn, x.clone()),
-                None if fused => fused_conv::forward(&self.conv, x.clone()),
-                None => self.conv.forward(x.clone()),
-            };
-            crate::eval::energy::record_conv(&x, &y, &self.conv);
-            if folded.is_some() {
-                return y;
-            }
+            let (y, folded) = self.conv(x);
             match &self.bn {
+                Some(_) if folded => y,
                 Some(bn) if layer_path() == LayerPath::Fused => fused_bn::forward(bn, y),
                 Some(bn) => bn.forward(y),
                 None => y,
             }
         })
+    }
+
+    /// The convolution of `x` `[T·B, C_in, H, W]`, and whether the BatchNorm is already folded
+    /// into it (inference on the fused path).
+    pub fn conv(&self, x: Tensor<4>) -> (Tensor<4>, bool) {
+        let fused = layer_path() == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
+        let folded =
+            (self.bn.as_ref()).filter(|bn| fused && !fused_bn::uses_batch_statistics(bn, &x));
+        let y = match folded {
+            Some(bn) => fused_conv::forward_folded_bn(&self.conv, bn, x.clone()),
+            None if fused => fused_conv::forward(&self.conv, x.clone()),
+            None => self.conv.forward(x.clone()),
+        };
+        crate::eval::energy::record_conv(&x, &y, &self.conv);
+        (y, folded.is_some())
     }
 }
 
@@ -355,8 +360,20 @@ impl ConvBnSpike {
     }
 
     /// `[T, B, C_in, H, W]` → spikes `[T, B, C_out, H', W']`.
+    ///
+    /// In training on the fused paths, BatchNorm and a LIF/IF neuron run as one op
+    /// ([`fused_bn_lif`]).
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let spikes = self.neuron.forward(self.conv_bn.forward(x));
+        let spikes = match &self.conv_bn.bn {
+            Some(bn) if fused_bn_lif::supports(bn, &self.neuron.config, &x) => {
+                let steps = x.dims()[0];
+                seq(x, |x| {
+                    let (y, _) = self.conv_bn.conv(x);
+                    fused_bn_lif::forward_train(bn, &self.neuron.config, y, steps)
+                })
+            }
+            _ => self.neuron.forward(self.conv_bn.forward(x)),
+        };
         crate::eval::energy::record_spikes(&spikes);
         spikes
     }

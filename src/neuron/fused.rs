@@ -455,6 +455,50 @@ pub mod kernel {
             .map(move |b| (b * BLOCK, BLOCK.min(n - b * BLOCK)))
     }
 
+    /// Where the kernels' input current comes from, block of columns by block: the stored
+    /// input itself ([`Direct`], the LIF op) or a function of it (the BatchNorm → LIF op of
+    /// [`crate::layer::fused_bn_lif`] normalises on the fly and sums its gradient statistics).
+    pub trait Current: Sync {
+        /// The state of one block of columns.
+        type Block: BlockCurrent;
+        /// The state for columns `n0..n0 + w`.
+        fn block(&self, n0: usize, w: usize) -> Self::Block;
+    }
+
+    /// One block's view of a [`Current`].
+    pub trait BlockCurrent {
+        /// The current of one row of the block from the stored input row `x` (`buf`: scratch
+        /// of the same length).
+        fn current<'b>(&self, x: &'b [f32], buf: &'b mut [f32]) -> &'b [f32];
+        /// Backward: called with every row's stored input and `dL/dcurrent`, last step first.
+        #[inline(always)]
+        fn grad_row(&mut self, _x: &[f32], _g: &[f32]) {}
+        /// Backward: the block is done.
+        #[inline(always)]
+        fn finish(self)
+        where
+            Self: Sized,
+        {
+        }
+    }
+
+    /// The stored input is the current.
+    #[derive(Clone, Copy)]
+    pub struct Direct;
+    impl Current for Direct {
+        type Block = Direct;
+        #[inline(always)]
+        fn block(&self, _n0: usize, _w: usize) -> Direct {
+            Direct
+        }
+    }
+    impl BlockCurrent for Direct {
+        #[inline(always)]
+        fn current<'b>(&self, x: &'b [f32], _buf: &'b mut [f32]) -> &'b [f32] {
+            x
+        }
+    }
+
     fn for_blocks(t: usize, n: usize, f: impl Fn(usize, usize) + Send + Sync) {
         if t * n < PARALLEL_MIN || rayon::current_num_threads() < 2 {
             let mut n0 = 0;
@@ -479,6 +523,21 @@ pub mod kernel {
         n: usize,
         spec: &LifSpec,
     ) {
+        forward_from(&Direct, x, out, h, mem, t, n, spec)
+    }
+
+    /// [`forward`] with the current computed from the stored input `x` by `cur`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_from<C: Current>(
+        cur: &C,
+        x: &[f32],
+        out: &mut [f32],
+        h: Option<&mut [f32]>,
+        mem: Option<&mut [f32]>,
+        t: usize,
+        n: usize,
+        spec: &LifSpec,
+    ) {
         assert_eq!(x.len(), t * n);
         assert_eq!(out.len(), t * n);
         let out_p = Out(out.as_mut_ptr());
@@ -492,11 +551,13 @@ pub mod kernel {
         });
         let (decay, th, soft) = (spec.decay, spec.threshold, spec.soft_reset);
         for_blocks(t, n, |n0, w| {
+            let blk = cur.block(n0, w);
             let mut m = [0.0f32; BLOCK];
+            let mut buf = [0.0f32; BLOCK];
             let m = &mut m[..w];
             for step in 0..t {
                 let row = step * n + n0;
-                let xr = &x[row..row + w];
+                let xr = blk.current(&x[row..row + w], &mut buf[..w]);
                 // SAFETY: columns [n0, n0 + w) of row `step` belong to this block only.
                 let or = unsafe { std::slice::from_raw_parts_mut(out_p.at(row), w) };
                 if let Some(hp) = h_p {
@@ -530,10 +591,25 @@ pub mod kernel {
 
     /// Backward: `gx` (`[T, N]`) for `gs = dL/dspikes` (`[T, N]`), recomputing `h` from `x`.
     pub fn backward(x: &[f32], gs: &[f32], gx: &mut [f32], t: usize, n: usize, spec: &LifSpec) {
+        backward_from(&Direct, x, gs, gx, t, n, spec)
+    }
+
+    /// [`backward`] with the current computed from the stored input `x` by `cur` (`gx` is
+    /// then `dL/dcurrent`, which `cur` also sees row by row).
+    pub fn backward_from<C: Current>(
+        cur: &C,
+        x: &[f32],
+        gs: &[f32],
+        gx: &mut [f32],
+        t: usize,
+        n: usize,
+        spec: &LifSpec,
+    ) {
         assert_eq!(x.len(), t * n);
         assert_eq!(gs.len(), t * n);
         assert_eq!(gx.len(), t * n);
-        struct Run<'a> {
+        struct Run<'a, C> {
+            cur: &'a C,
             x: &'a [f32],
             gs: &'a [f32],
             gx: Out,
@@ -541,9 +617,10 @@ pub mod kernel {
             n: usize,
             spec: LifSpec,
         }
-        impl SgFn<()> for Run<'_> {
+        impl<C: Current> SgFn<()> for Run<'_, C> {
             fn call<G: Sg>(self, g: G) {
                 let Run {
+                    cur,
                     x,
                     gs,
                     gx,
@@ -552,16 +629,25 @@ pub mod kernel {
                     spec,
                 } = self;
                 match (spec.soft_reset, spec.detach_reset) {
-                    (false, false) => backward_with::<G, false, false>(x, gs, gx, t, n, &spec, g),
-                    (false, true) => backward_with::<G, false, true>(x, gs, gx, t, n, &spec, g),
-                    (true, false) => backward_with::<G, true, false>(x, gs, gx, t, n, &spec, g),
-                    (true, true) => backward_with::<G, true, true>(x, gs, gx, t, n, &spec, g),
+                    (false, false) => {
+                        backward_with::<C, G, false, false>(cur, x, gs, gx, t, n, &spec, g)
+                    }
+                    (false, true) => {
+                        backward_with::<C, G, false, true>(cur, x, gs, gx, t, n, &spec, g)
+                    }
+                    (true, false) => {
+                        backward_with::<C, G, true, false>(cur, x, gs, gx, t, n, &spec, g)
+                    }
+                    (true, true) => {
+                        backward_with::<C, G, true, true>(cur, x, gs, gx, t, n, &spec, g)
+                    }
                 }
             }
         }
         with_sg(
             spec.surrogate,
             Run {
+                cur,
                 x,
                 gs,
                 gx: Out(gx.as_mut_ptr()),
@@ -573,7 +659,8 @@ pub mod kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn backward_with<G: Sg, const SOFT: bool, const DETACH: bool>(
+    fn backward_with<C: Current, G: Sg, const SOFT: bool, const DETACH: bool>(
+        cur: &C,
         x: &[f32],
         gs: &[f32],
         gx: Out,
@@ -585,11 +672,13 @@ pub mod kernel {
         let (decay, th) = (spec.decay, spec.threshold);
         for_blocks(t, n, |n0, w| {
             // Recompute h for the block (bit-identical to forward), then run time backwards.
+            let mut blk = cur.block(n0, w);
             let mut hbuf = vec![0.0f32; t * w];
             let mut m = [0.0f32; BLOCK];
+            let mut buf = [0.0f32; BLOCK];
             let m = &mut m[..w];
             for step in 0..t {
-                let xr = &x[step * n + n0..step * n + n0 + w];
+                let xr = blk.current(&x[step * n + n0..step * n + n0 + w], &mut buf[..w]);
                 let hr = &mut hbuf[step * w..(step + 1) * w];
                 for i in 0..w {
                     let hv = decay * m[i] + xr[i];
@@ -621,7 +710,9 @@ pub mod kernel {
                     or[i] = gh;
                     gm[i] = decay * gh;
                 }
+                blk.grad_row(&x[row..row + w], or);
             }
+            blk.finish();
         });
     }
 }

@@ -927,15 +927,65 @@ pub mod kernel {
         }
     }
 
+    /// `dst[j·dst_rs + i] = src[i·src_rs + j] + add[j]` for `i < rows`, `j < cols` (`add`
+    /// empty: nothing added), in 8×8 blocks so that both sides move whole cache lines.
+    #[allow(clippy::too_many_arguments)]
+    fn transpose(
+        src: &[f32],
+        src_rs: usize,
+        rows: usize,
+        cols: usize,
+        dst: &mut [f32],
+        dst_rs: usize,
+        add: &[f32],
+    ) {
+        const B: usize = 8;
+        assert!(
+            add.is_empty() || add.len() >= cols,
+            "fused conv: transpose bias"
+        );
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        assert!(
+            src.len() >= (rows - 1) * src_rs + cols,
+            "fused conv: transpose source"
+        );
+        assert!(
+            dst.len() >= (cols - 1) * dst_rs + rows,
+            "fused conv: transpose target"
+        );
+        let plus = |j: usize| if add.is_empty() { 0.0 } else { add[j] };
+        for i0 in (0..rows).step_by(B) {
+            for j0 in (0..cols).step_by(B) {
+                if i0 + B <= rows && j0 + B <= cols {
+                    let mut blk = [[0.0f32; B]; B];
+                    for (i, r) in blk.iter_mut().enumerate() {
+                        r.copy_from_slice(&src[(i0 + i) * src_rs + j0..][..B]);
+                    }
+                    for j in 0..B {
+                        let a = plus(j0 + j);
+                        let d = &mut dst[(j0 + j) * dst_rs + i0..][..B];
+                        for (i, v) in d.iter_mut().enumerate() {
+                            *v = blk[i][j] + a;
+                        }
+                    }
+                } else {
+                    for i in i0..(i0 + B).min(rows) {
+                        for j in j0..(j0 + B).min(cols) {
+                            dst[j * dst_rs + i] = src[i * src_rs + j] + plus(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `wt` `[K, C_out]`: the weight `[C_out, K]` transposed.
     fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
         let (k, co) = (g.k(), g.cout);
         let mut wt = vec![0.0f32; k * co];
-        for o in 0..co {
-            for r in 0..k {
-                wt[r * co + o] = w[o * k + r];
-            }
-        }
+        transpose(w, k, co, k, &mut wt, co, &[]);
         wt
     }
 
@@ -981,12 +1031,8 @@ pub mod kernel {
                             let acc = &mut acc[..tile * co];
                             acc.fill(0.0);
                             simd::scatter(g, spikes, (oy0, oy1), &wt, acc, true);
-                            for (c, orow) in o.chunks_exact_mut(p).enumerate() {
-                                let orow = &mut orow[q0..q0 + tile];
-                                for (q, v) in orow.iter_mut().enumerate() {
-                                    *v = acc[q * co + c] + b[c];
-                                }
-                            }
+                            // o[c, q0 + q] = acc[q, c] + b[c]
+                            transpose(acc, co, tile, co, &mut o[q0..], p, b);
                         }
                     }
                 })
@@ -1061,7 +1107,8 @@ pub mod kernel {
                     let xs = &x[s * in_len..(s + 1) * in_len];
                     let gs = &gr[s * co * p..(s + 1) * co * p];
                     for (c, grow) in gs.chunks_exact(p).enumerate() {
-                        dbp[c] += grow.iter().map(|&v| v as f64).sum::<f64>();
+                        dbp[c] +=
+                            crate::layer::fused_bn::kernel::sum2(grow, grow, |v, _| (v, 0.0)).0;
                     }
                     if input_grad {
                         // SAFETY: sample `s`'s input gradient belongs to this worker only (the
@@ -1079,11 +1126,8 @@ pub mod kernel {
                         spikes.index(g, xs);
                         for (oy0, oy1, q0, tile) in row_tiles(g, th) {
                             let gt = &mut gt[..tile * co];
-                            for (c, grow) in gs.chunks_exact(p).enumerate() {
-                                for (q, v) in grow[q0..q0 + tile].iter().enumerate() {
-                                    gt[q * co + c] = *v;
-                                }
-                            }
+                            // gt[q, c] = g[s][c, q0 + q]
+                            transpose(&gs[q0..], p, co, tile, gt, co, &[]);
                             simd::scatter(g, spikes, (oy0, oy1), gt, &mut dwp, false);
                         }
                     } else {

@@ -164,6 +164,14 @@ fn cases() -> Vec<Case> {
         c([2, 3, 6, 5], 32, 3, 1, 1, true),
         c([1, 5, 4, 4], 128, 3, 1, 1, true),
         c([1, 5, 5, 4], 160, 3, 2, 1, true),
+        // ≥ 64 input channels with binary input: the output-stationary gather forward (one,
+        // two and three 64-bit channel-mask words; the register widths 16, 32, 64, 128 and
+        // two 128-channel blocks; 1×1, 3×3 and 5×5, stride 1 and 2).
+        c([2, 64, 6, 6], 64, 3, 1, 1, true),
+        c([1, 70, 5, 7], 128, 3, 2, 1, false),
+        c([1, 130, 4, 4], 32, 1, 1, 0, true),
+        c([1, 96, 7, 6], 16, 5, 1, 2, true),
+        c([1, 64, 3, 3], 256, 3, 1, 1, false),
     ]
 }
 

@@ -1359,7 +1359,7 @@ pub mod kernel {
         /// `tks bench --conv-micro`: 16 → 32 channels at 48×48, 10–20 % spikes, gather ≈ 1.3×
         /// slower; 64 → 64 and 128 → 128, 5–30 %: gather 1.2–2× faster).
         pub fn gather_supports(g: &Geom) -> bool {
-            g.cin >= 64 && (matches!(g.cout, 16 | 32 | 64) || g.cout % BLOCK == 0)
+            g.cin >= 64 && (matches!(g.cout, 16 | 32 | 64) || g.cout.is_multiple_of(BLOCK))
         }
 
         /// Output-stationary forward for binary input: for every output pixel of rows

@@ -82,6 +82,47 @@ pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// Defines `fn $name<generics>(args) -> ret` that runs the `#[inline(always)]` function `$body`
+/// compiled for AVX2 + FMA when the CPU has them (checked at run time), and for the baseline
+/// target otherwise. The crate is built for baseline x86-64 (SSE2) so the binary runs anywhere;
+/// this gives the memory-bound element-wise kernels (neuron, BatchNorm, pooling, im2col) 256-bit
+/// vectors. No result changes: Rust never contracts `a * b + c` into an FMA on its own.
+///
+/// ```ignore
+/// avx2_dispatch! {
+///     /// Docs.
+///     pub fn name[T: Bound, const K: bool](a: &[f32], b: T) -> f32 => body_fn[T, K]
+/// }
+/// ```
+macro_rules! avx2_dispatch {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident [$($gen:tt)*] ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?
+            => $body:ident [$($targ:tt)*]
+    ) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$($targ)*>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { fast::<$($targ)*>($($arg),*) };
+                }
+            }
+            $body::<$($targ)*>($($arg),*)
+        }
+    };
+}
+pub(crate) use avx2_dispatch;
+
 /// `n` zeros, written by the rayon workers in parallel chunks. The output buffers of the fused
 /// kernels are large and reused by the allocator, so `vec![0.0; n]` would `memset` them on the
 /// calling thread alone while the other cores wait.

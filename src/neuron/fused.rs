@@ -53,7 +53,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::{NeuronConfig, NeuronKind, NeuronTrace, ResetMode};
-use crate::layer::fused_ops::{f32_values, flex_tensor, zeroed};
+use crate::layer::fused_ops::{avx2_dispatch, f32_values, flex_tensor, zeroed};
 use crate::surrogate::Surrogate;
 
 /// Neurons per block (columns of `[T, N]` processed together).
@@ -549,8 +549,35 @@ pub mod kernel {
             assert_eq!(m.len(), n);
             Out(m.as_mut_ptr())
         });
-        let (decay, th, soft) = (spec.decay, spec.threshold, spec.soft_reset);
         for_blocks(t, n, |n0, w| {
+            forward_block(cur, x, out_p, h_p, m_p, t, n, spec, n0, w)
+        });
+    }
+
+    avx2_dispatch! {
+        /// The forward of columns `n0..n0 + w`.
+        fn forward_block[C: Current](
+            cur: &C, x: &[f32], out_p: Out, h_p: Option<Out>, m_p: Option<Out>, t: usize,
+            n: usize, spec: &LifSpec, n0: usize, w: usize
+        ) => forward_block_body[C]
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_block_body<C: Current>(
+        cur: &C,
+        x: &[f32],
+        out_p: Out,
+        h_p: Option<Out>,
+        m_p: Option<Out>,
+        t: usize,
+        n: usize,
+        spec: &LifSpec,
+        n0: usize,
+        w: usize,
+    ) {
+        let (decay, th, soft) = (spec.decay, spec.threshold, spec.soft_reset);
+        {
             let blk = cur.block(n0, w);
             let mut m = [0.0f32; BLOCK];
             let mut buf = [0.0f32; BLOCK];
@@ -562,31 +589,19 @@ pub mod kernel {
                 let or = unsafe { std::slice::from_raw_parts_mut(out_p.at(row), w) };
                 if let Some(hp) = h_p {
                     let hr = unsafe { std::slice::from_raw_parts_mut(hp.at(row), w) };
-                    for i in 0..w {
-                        hr[i] = decay * m[i] + xr[i];
-                    }
+                    charge_row::<false, false>(xr, m, hr, decay, th);
                 }
                 if soft {
-                    for i in 0..w {
-                        let hv = decay * m[i] + xr[i];
-                        let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
-                        or[i] = s;
-                        m[i] = hv - th * s;
-                    }
+                    charge_row::<true, true>(xr, m, or, decay, th);
                 } else {
-                    for i in 0..w {
-                        let hv = decay * m[i] + xr[i];
-                        let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
-                        or[i] = s;
-                        m[i] = hv - hv * s;
-                    }
+                    charge_row::<false, true>(xr, m, or, decay, th);
                 }
             }
             if let Some(mp) = m_p {
                 let mr = unsafe { std::slice::from_raw_parts_mut(mp.at(n0), w) };
                 mr.copy_from_slice(m);
             }
-        });
+        }
     }
 
     /// Backward: `gx` (`[T, N]`) for `gs = dL/dspikes` (`[T, N]`), recomputing `h` from `x`.
@@ -669,8 +684,117 @@ pub mod kernel {
         spec: &LifSpec,
         g: G,
     ) {
-        let (decay, th) = (spec.decay, spec.threshold);
         for_blocks(t, n, |n0, w| {
+            backward_block::<C, G, SOFT, DETACH>(cur, x, gs, gx, t, n, spec, g, n0, w)
+        });
+    }
+
+    avx2_dispatch! {
+        /// The backward of columns `n0..n0 + w`.
+        fn backward_block[C: Current, G: Sg, const SOFT: bool, const DETACH: bool](
+            cur: &C, x: &[f32], gs: &[f32], gx: Out, t: usize, n: usize, spec: &LifSpec, g: G,
+            n0: usize, w: usize
+        ) => backward_block_body[C, G, SOFT, DETACH]
+    }
+
+    /// One timestep over a block row, `h = decay·m + x`: with `SPIKES`, `out = [h − θ > 0]`
+    /// and the membrane is reset (`m ← h − θ·s` soft, `h − h·s` hard); without, `out = h` and
+    /// `m` is left alone. (Functions of their own so that their slices are known not to
+    /// alias, which lets the loops vectorize.)
+    #[inline(always)]
+    fn charge_row_body<const SOFT: bool, const SPIKES: bool>(
+        x: &[f32],
+        m: &mut [f32],
+        out: &mut [f32],
+        decay: f32,
+        th: f32,
+    ) {
+        for ((o, m), &x) in out.iter_mut().zip(m.iter_mut()).zip(x) {
+            let hv = decay * *m + x;
+            if SPIKES {
+                let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
+                *o = s;
+                *m = if SOFT { hv - th * s } else { hv - hv * s };
+            } else {
+                *o = hv;
+            }
+        }
+    }
+
+    avx2_dispatch! {
+        /// [`charge_row_body`].
+        fn charge_row[const SOFT: bool, const SPIKES: bool](
+            x: &[f32], m: &mut [f32], out: &mut [f32], decay: f32, th: f32
+        ) => charge_row_body[SOFT, SPIKES]
+    }
+
+    avx2_dispatch! {
+        /// [`reset_row_body`].
+        fn reset_row[const SOFT: bool](h: &[f32], m: &mut [f32], th: f32) => reset_row_body[SOFT]
+    }
+
+    avx2_dispatch! {
+        /// [`backward_row_body`].
+        fn backward_row[G: Sg, const SOFT: bool, const DETACH: bool](
+            gx: &mut [f32], gs: &[f32], h: &[f32], gm: &mut [f32], th: f32, decay: f32, g: G
+        ) => backward_row_body[G, SOFT, DETACH]
+    }
+
+    /// `m ← reset(h)` after [`charge_row`] stored `h`.
+    #[inline(always)]
+    fn reset_row_body<const SOFT: bool>(h: &[f32], m: &mut [f32], th: f32) {
+        for (m, &hv) in m.iter_mut().zip(h) {
+            let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
+            *m = if SOFT { hv - th * s } else { hv - hv * s };
+        }
+    }
+
+    /// One timestep of the backward over a block row: `gx = gs·g(v) + gm·∂m/∂h`, then
+    /// `gm ← decay·gx` (a function of its own so that its slices are known not to alias,
+    /// which lets the loop vectorize).
+    #[inline(always)]
+    fn backward_row_body<G: Sg, const SOFT: bool, const DETACH: bool>(
+        gx: &mut [f32],
+        gs: &[f32],
+        h: &[f32],
+        gm: &mut [f32],
+        th: f32,
+        decay: f32,
+        g: G,
+    ) {
+        let lanes = gx.iter_mut().zip(gs).zip(h).zip(gm.iter_mut());
+        for (((o, &gs), &hv), gm) in lanes {
+            let v = hv - th;
+            let s = if v > 0.0 { 1.0 } else { 0.0 };
+            let gv = g.g(v);
+            let dm_dh = match (SOFT, DETACH) {
+                (false, false) => (1.0 - s) - hv * gv,
+                (false, true) => 1.0 - s,
+                (true, false) => 1.0 - th * gv,
+                (true, true) => 1.0,
+            };
+            let gh = gs * gv + *gm * dm_dh;
+            *o = gh;
+            *gm = decay * gh;
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn backward_block_body<C: Current, G: Sg, const SOFT: bool, const DETACH: bool>(
+        cur: &C,
+        x: &[f32],
+        gs: &[f32],
+        gx: Out,
+        t: usize,
+        n: usize,
+        spec: &LifSpec,
+        g: G,
+        n0: usize,
+        w: usize,
+    ) {
+        let (decay, th) = (spec.decay, spec.threshold);
+        {
             // Recompute h for the block (bit-identical to forward), then run time backwards.
             let mut blk = cur.block(n0, w);
             let mut hbuf = vec![0.0f32; t * w];
@@ -680,12 +804,9 @@ pub mod kernel {
             for step in 0..t {
                 let xr = blk.current(&x[step * n + n0..step * n + n0 + w], &mut buf[..w]);
                 let hr = &mut hbuf[step * w..(step + 1) * w];
-                for i in 0..w {
-                    let hv = decay * m[i] + xr[i];
-                    hr[i] = hv;
-                    let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
-                    m[i] = if SOFT { hv - th * s } else { hv - hv * s };
-                }
+                charge_row::<SOFT, false>(xr, m, hr, decay, th);
+                // (charge_row with SPIKES = false leaves m as it was: the reset follows.)
+                reset_row::<SOFT>(hr, m, th);
             }
             let mut gm = [0.0f32; BLOCK];
             let gm = &mut gm[..w];
@@ -695,25 +816,11 @@ pub mod kernel {
                 let hr = &hbuf[step * w..(step + 1) * w];
                 // SAFETY: columns [n0, n0 + w) of row `step` belong to this block only.
                 let or = unsafe { std::slice::from_raw_parts_mut(gx.at(row), w) };
-                for i in 0..w {
-                    let hv = hr[i];
-                    let v = hv - th;
-                    let s = if v > 0.0 { 1.0 } else { 0.0 };
-                    let gv = g.g(v);
-                    let dm_dh = match (SOFT, DETACH) {
-                        (false, false) => (1.0 - s) - hv * gv,
-                        (false, true) => 1.0 - s,
-                        (true, false) => 1.0 - th * gv,
-                        (true, true) => 1.0,
-                    };
-                    let gh = gr[i] * gv + gm[i] * dm_dh;
-                    or[i] = gh;
-                    gm[i] = decay * gh;
-                }
+                backward_row::<G, SOFT, DETACH>(or, gr, hr, gm, th, decay, g);
                 blk.grad_row(&x[row..row + w], or);
             }
             blk.finish();
-        });
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// Below this many elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -314,7 +314,7 @@ pub mod kernel {
 
     /// `(Σ a(v), Σ b(v))` over `xs` with 8 f32 lanes per block of [`FLUSH`] values, f64 totals.
     #[inline(always)]
-    pub fn sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32) + Copy) -> (f64, f64) {
+    pub fn sum2<F: Fn(f32, f32) -> (f32, f32) + Copy>(xs: &[f32], ys: &[f32], f: F) -> (f64, f64) {
         let (mut t1, mut t2) = (0.0f64, 0.0f64);
         for (xb, yb) in xs.chunks(FLUSH).zip(ys.chunks(FLUSH)) {
             let (mut l1, mut l2) = ([0.0f32; 8], [0.0f32; 8]);
@@ -347,6 +347,46 @@ pub mod kernel {
         }
     }
 
+    avx2_dispatch! {
+        /// `o = (x − μ)·scale + bias`.
+        fn normalise[](o: &mut [f32], x: &[f32], mu: f32, scale: f32, bias: f32)
+            => normalise_body[]
+    }
+    #[inline(always)]
+    fn normalise_body(o: &mut [f32], x: &[f32], mu: f32, scale: f32, bias: f32) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = (v - mu) * scale + bias;
+        }
+    }
+
+    avx2_dispatch! {
+        /// `o ← dx(o, x)` ([`Grad::dx`]).
+        fn grad_in_place[](o: &mut [f32], x: &[f32], gr: Grad) => grad_in_place_body[]
+    }
+    #[inline(always)]
+    fn grad_in_place_body(o: &mut [f32], x: &[f32], gr: Grad) {
+        for (o, &xv) in o.iter_mut().zip(x) {
+            *o = gr.dx(*o, xv);
+        }
+    }
+
+    avx2_dispatch! {
+        /// `o = dx(g, x)` ([`Grad::dx`]).
+        fn grad_from[](o: &mut [f32], g: &[f32], x: &[f32], gr: Grad) => grad_from_body[]
+    }
+    #[inline(always)]
+    fn grad_from_body(o: &mut [f32], g: &[f32], x: &[f32], gr: Grad) {
+        for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
+            *o = gr.dx(gv, xv);
+        }
+    }
+
+    avx2_dispatch! {
+        /// [`sum2`] compiled for AVX2 where available, `(Σ a, Σ b)` of `(a, b) = f(x, y)`.
+        pub fn sum2_fast[F: Fn(f32, f32) -> (f32, f32) + Copy](xs: &[f32], ys: &[f32], f: F)
+            -> (f64, f64) => sum2[F]
+    }
+
     /// The mean and biased variance of channel `ch` of `x` `[N, C, inner]`: shifted sums
     /// `Σ(x − K)`, `Σ(x − K)²` (`K` = the channel's first value) in f32 lanes, f64 totals.
     pub fn channel_statistics(x: &[f32], [n, c, inner]: [usize; 3], ch: usize) -> (f32, f32) {
@@ -355,7 +395,7 @@ pub mod kernel {
         let (mut s1, mut s2) = (0.0f64, 0.0f64);
         for b in 0..n {
             let s = &x[(b * c + ch) * inner..(b * c + ch + 1) * inner];
-            let (a, q) = sum2(s, s, |v, _| {
+            let (a, q) = sum2_fast(s, s, |v, _| {
                 let d = v - shift;
                 (d, d * d)
             });
@@ -464,9 +504,7 @@ pub mod kernel {
                 let r = (b * c + ch) * inner..(b * c + ch + 1) * inner;
                 // SAFETY: segment (b, ch) and dgamma/dbeta[ch] belong to this channel only.
                 let o = unsafe { dx_p.slice(r.start, inner) };
-                for (o, &xv) in o.iter_mut().zip(&x[r]) {
-                    *o = gr.dx(*o, xv);
-                }
+                grad_in_place(o, &x[r], gr);
             }
             unsafe {
                 dg_p.slice(ch, 1)[0] = gr.dgamma as f32;
@@ -503,9 +541,7 @@ pub mod kernel {
                 let s = seg(b);
                 // SAFETY: segment (b, ch) and mean/var[ch] belong to this channel only.
                 let o = unsafe { out_p.slice((b * c + ch) * inner, inner) };
-                for (o, &v) in o.iter_mut().zip(s) {
-                    *o = (v - mu32) * scale + bias;
-                }
+                normalise(o, s, mu32, scale, bias);
             }
             unsafe {
                 mean_p.slice(ch, 1)[0] = mu32;
@@ -543,7 +579,7 @@ pub mod kernel {
             let (mut sg, mut sgx) = (0.0f64, 0.0f64);
             for b in 0..n {
                 let r = range(b);
-                let (a, q) = sum2(&g[r.clone()], &x[r], |gv, xv| (gv, gv * (xv - mu)));
+                let (a, q) = sum2_fast(&g[r.clone()], &x[r], |gv, xv| (gv, gv * (xv - mu)));
                 sg += a;
                 sgx += q;
             }
@@ -552,9 +588,7 @@ pub mod kernel {
                 let r = range(b);
                 // SAFETY: segment (b, ch) and dgamma/dbeta[ch] belong to this channel only.
                 let o = unsafe { dx_p.slice(r.start, inner) };
-                for ((o, &gv), &xv) in o.iter_mut().zip(&g[r.clone()]).zip(&x[r]) {
-                    *o = gr.dx(gv, xv);
-                }
+                grad_from(o, &g[r.clone()], &x[r], gr);
             }
             unsafe {
                 dg_p.slice(ch, 1)[0] = gr.dgamma as f32;

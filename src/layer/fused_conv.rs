@@ -57,7 +57,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// How the fused convolution computes its forward and weight gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -797,8 +797,19 @@ pub mod kernel {
         }
     }
 
-    /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
-    pub fn im2col<V: Value>(g: &Geom, x: &[V], col: &mut [f32]) {
+    avx2_dispatch! {
+        /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
+        pub fn im2col[V: Value](g: &Geom, x: &[V], col: &mut [f32]) => im2col_body[V]
+    }
+
+    avx2_dispatch! {
+        /// Adds `col` `[K, P]` back into one sample's `dx` `[C_in, H, W]` (the adjoint of
+        /// [`im2col`]).
+        pub fn col2im[](g: &Geom, col: &[f32], dx: &mut [f32]) => col2im_body[]
+    }
+
+    #[inline(always)]
+    fn im2col_body<V: Value>(g: &Geom, x: &[V], col: &mut [f32]) {
         let (p, ow) = (g.p(), g.ow);
         for ci in 0..g.cin {
             let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
@@ -838,9 +849,8 @@ pub mod kernel {
         }
     }
 
-    /// Adds `col` `[K, P]` back into one sample's `dx` `[C_in, H, W]` (the adjoint of
-    /// [`im2col`]).
-    pub fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
+    #[inline(always)]
+    fn col2im_body(g: &Geom, col: &[f32], dx: &mut [f32]) {
         let (p, ow) = (g.p(), g.ow);
         for ci in 0..g.cin {
             let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
@@ -1141,7 +1151,8 @@ pub mod kernel {
                     let gs = &gr[s * co * p..(s + 1) * co * p];
                     for (c, grow) in gs.chunks_exact(p).enumerate() {
                         dbp[c] +=
-                            crate::layer::fused_bn::kernel::sum2(grow, grow, |v, _| (v, 0.0)).0;
+                            crate::layer::fused_bn::kernel::sum2_fast(grow, grow, |v, _| (v, 0.0))
+                                .0;
                     }
                     if input_grad {
                         // SAFETY: sample `s`'s input gradient belongs to this worker only (the

@@ -24,7 +24,7 @@ use burn::backend::{
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
 
 /// Below this many output elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 14;
@@ -169,13 +169,28 @@ pub mod kernel {
         let (oh, ow) = (h / k, w / k);
         assert_eq!(x.len(), planes * h * w);
         assert_eq!(out.len(), planes * oh * ow);
-        let div = (k * k) as f32;
         let out_p = OutPtr(out.as_mut_ptr());
         for_planes(planes, out.len(), move |p0, np| {
             // SAFETY: planes [p0, p0 + np) of `out` belong to this call only.
             let o = unsafe { out_p.slice(p0 * oh * ow, np * oh * ow) };
+            forward_planes(&x[p0 * h * w..(p0 + np) * h * w], o, np, h, w, k);
+        });
+    }
+
+    avx2_dispatch! {
+        /// [`forward_planes_body`].
+        fn forward_planes[](x: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
+            => forward_planes_body[]
+    }
+
+    /// Forward of `np` planes: `o` `[np, H/k, W/k]` from `x` `[np, H, W]`.
+    #[inline(always)]
+    fn forward_planes_body(x: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize) {
+        let (oh, ow) = (h / k, w / k);
+        let div = (k * k) as f32;
+        {
             for p in 0..np {
-                let xin = &x[(p0 + p) * h * w..(p0 + p + 1) * h * w];
+                let xin = &x[p * h * w..(p + 1) * h * w];
                 let op = &mut o[p * oh * ow..(p + 1) * oh * ow];
                 for i in 0..oh {
                     let orow = &mut op[i * ow..(i + 1) * ow];
@@ -200,7 +215,7 @@ pub mod kernel {
                     }
                 }
             }
-        });
+        }
     }
 
     /// Backward: `gx` `[planes, H, W]` from `g` `[planes, H/k, W/k]`.
@@ -208,13 +223,28 @@ pub mod kernel {
         let (oh, ow) = (h / k, w / k);
         assert_eq!(g.len(), planes * oh * ow);
         assert_eq!(gx.len(), planes * h * w);
-        let div = (k * k) as f32;
         let out_p = OutPtr(gx.as_mut_ptr());
         for_planes(planes, gx.len(), move |p0, np| {
             // SAFETY: planes [p0, p0 + np) of `gx` belong to this call only.
             let o = unsafe { out_p.slice(p0 * h * w, np * h * w) };
+            backward_planes(&g[p0 * oh * ow..(p0 + np) * oh * ow], o, np, h, w, k);
+        });
+    }
+
+    avx2_dispatch! {
+        /// [`backward_planes_body`].
+        fn backward_planes[](g: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
+            => backward_planes_body[]
+    }
+
+    /// Backward of `np` planes: `o` `[np, H, W]` from `g` `[np, H/k, W/k]`.
+    #[inline(always)]
+    fn backward_planes_body(g: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize) {
+        let (oh, ow) = (h / k, w / k);
+        let div = (k * k) as f32;
+        {
             for p in 0..np {
-                let gp = &g[(p0 + p) * oh * ow..(p0 + p + 1) * oh * ow];
+                let gp = &g[p * oh * ow..(p + 1) * oh * ow];
                 let op = &mut o[p * h * w..(p + 1) * h * w];
                 for i in 0..oh {
                     let grow = &gp[i * ow..(i + 1) * ow];
@@ -235,6 +265,6 @@ pub mod kernel {
                 }
                 // Rows/columns beyond `oh·k`, `ow·k` stay zero (floor mode drops them).
             }
-        });
+        }
     }
 }

@@ -939,10 +939,17 @@ pub mod kernel {
         }
     }
 
-    /// `dst[j·dst_rs + i] = src[i·src_rs + j] + add[j]` for `i < rows`, `j < cols` (`add`
-    /// empty: nothing added), in 8×8 blocks so that both sides move whole cache lines.
-    #[allow(clippy::too_many_arguments)]
-    fn transpose(
+    avx2_dispatch! {
+        /// `dst[j·dst_rs + i] = src[i·src_rs + j] + add[j]` for `i < rows`, `j < cols` (`add`
+        /// empty: nothing added), in 8×8 blocks so that both sides move whole cache lines.
+        fn transpose[](
+            src: &[f32], src_rs: usize, rows: usize, cols: usize, dst: &mut [f32],
+            dst_rs: usize, add: &[f32]
+        ) => transpose_body[]
+    }
+
+    #[inline(always)]
+    fn transpose_body(
         src: &[f32],
         src_rs: usize,
         rows: usize,

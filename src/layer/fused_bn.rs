@@ -32,7 +32,9 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{
+    OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads, zeroed,
+};
 
 /// Below this many elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -243,15 +245,11 @@ impl<B: Backend + BatchNormOps> Backward<B, 3> for BnBackward {
         let (x, gamma, mean, variance) = ops.state;
         let (dx, dgamma, dbeta) =
             B::bn_train_backward(x, gamma, mean, variance, self.epsilon, grad);
-        if let Some(p) = px {
-            grads.register::<B>(p.id, dx);
-        }
-        if let Some(p) = pg {
-            grads.register::<B>(p.id, dgamma);
-        }
-        if let Some(p) = pb {
-            grads.register::<B>(p.id, dbeta);
-        }
+        register_grads::<B, 3>(
+            grads,
+            [px, pg, pb].map(|p| p.map(|p| p.id)),
+            [dx, dgamma, dbeta],
+        );
     }
 }
 
@@ -289,19 +287,14 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // Second-order gradients are not supported: the results are constants.
-        let (dx, dg, db) = B::bn_train_backward(
+        constants::<B, C>(B::bn_train_backward(
             x.into_primitive(),
             gamma.into_primitive(),
             mean.into_primitive(),
             variance.into_primitive(),
             epsilon,
             grad.into_primitive(),
-        );
-        (
-            Self::from_inner(dx),
-            Self::from_inner(dg),
-            Self::from_inner(db),
-        )
+        ))
     }
 }
 

@@ -35,7 +35,9 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
 use super::fused_bn::{self, kernel as bn};
-use super::fused_ops::{LayerPath, f32_values, flex_tensor, layer_path, zeroed};
+use super::fused_ops::{
+    LayerPath, constants, f32_values, flex_tensor, layer_path, register_grads, zeroed,
+};
 use crate::neuron::NeuronConfig;
 use crate::neuron::fused::{self as lif, BLOCK, LifPath, LifSpec, lif_path};
 
@@ -358,15 +360,11 @@ impl<B: Backend + BnLifOps> Backward<B, 3> for BnLifBackward {
         let (x, gamma, beta, mean, variance) = ops.state;
         let (dx, dgamma, dbeta) =
             B::bn_lif_train_backward(x, gamma, beta, mean, variance, self.params, grad);
-        if let Some(p) = px {
-            grads.register::<B>(p.id, dx);
-        }
-        if let Some(p) = pg {
-            grads.register::<B>(p.id, dgamma);
-        }
-        if let Some(p) = pb {
-            grads.register::<B>(p.id, dbeta);
-        }
+        register_grads::<B, 3>(
+            grads,
+            [px, pg, pb].map(|p| p.map(|p| p.id)),
+            [dx, dgamma, dbeta],
+        );
     }
 }
 
@@ -406,7 +404,7 @@ impl<B: Backend + BnLifOps, C: CheckpointStrategy> BnLifOps for Autodiff<B, C> {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // Second-order gradients are not supported: the results are constants.
-        let (dx, dg, db) = B::bn_lif_train_backward(
+        constants::<B, C>(B::bn_lif_train_backward(
             x.into_primitive(),
             gamma.into_primitive(),
             beta.into_primitive(),
@@ -414,11 +412,6 @@ impl<B: Backend + BnLifOps, C: CheckpointStrategy> BnLifOps for Autodiff<B, C> {
             variance.into_primitive(),
             params,
             grad.into_primitive(),
-        );
-        (
-            Self::from_inner(dx),
-            Self::from_inner(dg),
-            Self::from_inner(db),
-        )
+        ))
     }
 }

@@ -49,15 +49,15 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Autodiff, AutodiffBackend, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension,
-};
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{
+    OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads, zeroed,
+};
 
 /// How the fused convolution computes its forward and weight gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -491,15 +491,7 @@ impl<B: Backend + ConvOps> Backward<B, 3> for ConvBackward {
         let input_grad = px.is_some();
         let (dx, dw, db) =
             B::conv2d_spk_backward(x, weight, grad, self.stride, self.padding, input_grad);
-        if let Some(p) = px {
-            grads.register::<B>(p.id, dx);
-        }
-        if let Some(p) = pw {
-            grads.register::<B>(p.id, dw);
-        }
-        if let Some(p) = pb {
-            grads.register::<B>(p.id, db);
-        }
+        register_grads::<B, 3>(grads, [px, pw, pb].map(|p| p.map(|p| p.id)), [dx, dw, db]);
     }
 }
 
@@ -544,19 +536,14 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         input_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // Second-order gradients are not supported: the results are constants.
-        let (dx, dw, db) = B::conv2d_spk_backward(
+        constants::<B, C>(B::conv2d_spk_backward(
             x.into_primitive(),
             weight.into_primitive(),
             grad.into_primitive(),
             stride,
             padding,
             input_grad,
-        );
-        (
-            Self::from_inner(dx),
-            Self::from_inner(dw),
-            Self::from_inner(db),
-        )
+        ))
     }
 }
 

@@ -9,8 +9,12 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
-use burn::backend::{DType, DispatchDevice};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, DType, DispatchDevice};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -138,6 +142,35 @@ pub(crate) fn zeroed(n: usize) -> Vec<f32> {
     // SAFETY: the first `n` elements were all initialised just above.
     unsafe { v.set_len(n) };
     v
+}
+
+/// Registers the gradient `values[i]` of each tracked parent `parents[i]` (the ids of an op's
+/// `ops.parents`): the end of every fused op's `Backward::backward`.
+pub(crate) fn register_grads<B: Backend, const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; N],
+    values: [FloatTensor<B>; N],
+) {
+    for (parent, value) in parents.into_iter().zip(values) {
+        if let Some(id) = parent {
+            grads.register::<B>(id, value);
+        }
+    }
+}
+
+/// Three values of one type (the fused ops' gradient triples).
+pub(crate) type Three<T> = (T, T, T);
+
+/// The inner backend's gradients as untracked autodiff tensors: the fused ops' answer to a
+/// backward called on autodiff tensors (second-order gradients are not supported).
+pub(crate) fn constants<B: Backend, C: CheckpointStrategy>(
+    (a, b, c): Three<FloatTensor<B>>,
+) -> Three<FloatTensor<Autodiff<B, C>>> {
+    (
+        Autodiff::<B, C>::from_inner(a),
+        Autodiff::<B, C>::from_inner(b),
+        Autodiff::<B, C>::from_inner(c),
+    )
 }
 
 /// A raw output pointer shared by parallel workers that write disjoint ranges.

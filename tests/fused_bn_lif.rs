@@ -3,8 +3,8 @@
 //! reference path elsewhere) and against burn's BatchNorm + the reference neuron: spikes
 //! bit-identical to the two-op path, the gradients of the input, γ and β for `L = Σ spikes ⊙ G`
 //! to 1e-5 relative, and the running statistics — on shapes that cross the neuron kernel's
-//! column blocks, for every reset mode, IF and every surrogate; and the `ConvBnSpike` block
-//! using it on the fused path.
+//! column blocks, for every reset mode, IF and every surrogate; with gradient checkpointing; and
+//! when the `ConvBnSpike` block uses it (training on the fused paths only).
 
 use burn::nn::BatchNormConfig;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -62,8 +62,20 @@ enum Path {
 
 /// BN → neuron on `[T·B, C, H, W]` = `shape` with `steps` timesteps, one way.
 fn run(neuron: &NeuronConfig, shape: [usize; 4], steps: usize, seed: u64, path: Path) -> Run {
+    run_on(&Device::flex().autodiff(), neuron, shape, steps, seed, path)
+}
+
+/// [`run`] on `device` (an autodiff Flex device, with or without gradient checkpointing).
+fn run_on(
+    device: &Device,
+    neuron: &NeuronConfig,
+    shape: [usize; 4],
+    steps: usize,
+    seed: u64,
+    path: Path,
+) -> Run {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let device = Device::flex().autodiff();
+    let device = device.clone();
     let len: usize = shape.iter().product();
     let c = shape[1];
     let x = random(len, -1.0, 2.5, &mut rng);
@@ -195,6 +207,18 @@ fn one_op_matches_burn_batch_norm_and_the_reference_neuron() {
     assert_close(&one.3, &burn.3, 1e-4, "dL/dbeta");
     assert_close(&one.4, &burn.4, 1e-5, "running mean");
     assert_close(&one.5, &burn.5, 1e-5, "running variance");
+}
+
+#[test]
+fn one_op_works_with_gradient_checkpointing() {
+    let _guard = lock();
+    let device = Device::flex().autodiff().gradient_checkpointing();
+    let neuron = NeuronConfig::default();
+    let one = run_on(&device, &neuron, [8, 3, 6, 6], 4, 40, Path::OneOp);
+    let two = run_on(&device, &neuron, [8, 3, 6, 6], 4, 40, Path::TwoOps);
+    assert_eq!(one.0, two.0, "checkpointing: spikes");
+    assert_close(&one.1, &two.1, 1e-5, "checkpointing: dL/dx");
+    assert_close(&one.2, &two.2, 1e-4, "checkpointing: dL/dgamma");
 }
 
 #[test]

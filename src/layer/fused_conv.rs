@@ -56,7 +56,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fused_ops::{
-    OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads, zeroed,
+    Filled, OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads,
 };
 
 /// How the fused convolution computes its forward and weight gradient.
@@ -370,7 +370,7 @@ impl ConvOps for Flex {
         );
         let (xs, ws, bs) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
         assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
-        let mut out = zeroed(g.n * g.cout * g.p());
+        let mut out = Filled::new(g.n * g.cout * g.p());
         let density = kernel::density(&xs);
         let sparse = kernel::choose_sparse_at(density, SparsePass::Forward);
         STATS.with(|s| {
@@ -381,7 +381,12 @@ impl ConvOps for Flex {
                 sum + density as f64,
             ));
         });
-        kernel::forward(&g, &xs, &ws, &bs, &mut out, sparse);
+        // SAFETY: `out` has room for exactly the N·C_out·P outputs, owned here; `forward`
+        // writes every one of them.
+        let out = unsafe {
+            kernel::forward(&g, &xs, &ws, &bs, out.ptr(), sparse);
+            out.into_vec()
+        };
         flex_tensor(out, vec![g.n, g.cout, g.oh, g.ow])
     }
 
@@ -432,29 +437,36 @@ impl ConvOps for Flex {
             "fused conv: gradient shape"
         );
         let (ws, gs) = (f32_values(&weight), f32_values(&grad));
-        let mut dx = if input_grad {
-            zeroed(g.n * g.cin * g.h * g.w)
+        let mut dx = Filled::new(if input_grad {
+            g.n * g.cin * g.h * g.w
         } else {
-            Vec::new()
-        };
+            0
+        });
         let mut dw = vec![0.0f32; ws.len()];
         let mut db = vec![0.0f32; g.cout];
 
-        let dx_out = input_grad.then_some(&mut dx[..]);
+        let dx_out = input_grad.then(|| dx.ptr());
         match x.dtype() {
             // Spikes packed to bytes by `conv2d_spk_pack`: read as they are.
             DType::U8 => {
                 let bytes = x.to_contiguous();
                 let xs = bytes.as_slice::<u8>().expect("u8 spikes");
                 let sparse = kernel::choose_sparse(xs, SparsePass::WeightGradient);
-                kernel::backward(&g, xs, &ws, &gs, dx_out, &mut dw, &mut db, sparse);
+                // SAFETY: `dx` has room for the N·C_in·H·W input gradients, owned here.
+                unsafe { kernel::backward(&g, xs, &ws, &gs, dx_out, &mut dw, &mut db, sparse) };
             }
             _ => {
                 let xs = f32_values(&x);
                 let sparse = kernel::choose_sparse(&xs[..], SparsePass::WeightGradient);
-                kernel::backward(&g, &xs[..], &ws, &gs, dx_out, &mut dw, &mut db, sparse);
+                // SAFETY: as above.
+                unsafe {
+                    kernel::backward(&g, &xs[..], &ws, &gs, dx_out, &mut dw, &mut db, sparse)
+                };
             }
         }
+        // SAFETY: `kernel::backward` writes every input-gradient value when asked for them
+        // (and there are none otherwise).
+        let dx = unsafe { dx.into_vec() };
         let dx_shape = if input_grad {
             vec![g.n, g.cin, g.h, g.w]
         } else {
@@ -1031,14 +1043,23 @@ pub mod kernel {
         }
     }
 
-    /// `out` `[N, C_out, P]` = `x ⊛ w + b`, dense or sparse.
-    pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], sparse: bool) {
+    /// `out` `[N, C_out, P]` = `x ⊛ w + b`, dense or sparse. `out` points to `N·C_out·P`
+    /// writable values (their contents are ignored: every one is written).
+    ///
+    /// # Safety
+    /// `out_p` is valid for `N·C_out·P` writes and nothing else accesses them meanwhile.
+    pub(crate) unsafe fn forward(
+        g: &Geom,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        out_p: OutPtr,
+        sparse: bool,
+    ) {
         let (k, p, co) = (g.k(), g.p(), g.cout);
         let in_len = g.cin * g.h * g.w;
         assert_eq!(x.len(), g.n * in_len, "fused conv: input length");
         assert_eq!(w.len(), co * k, "fused conv: weight length");
-        assert_eq!(out.len(), g.n * co * p, "fused conv: output length");
-        let out_p = OutPtr(out.as_mut_ptr());
         if sparse {
             let wt = transpose_weight(g, w);
             let w_hwio = simd::gather_supports(g).then(|| hwio_weight(g, &wt));
@@ -1048,7 +1069,7 @@ pub mod kernel {
                     let (_, acc, spikes, bits) = scratch.sized(0, th * g.ow * co);
                     for s in a..z {
                         // SAFETY: sample `s`'s output belongs to this worker only.
-                        let o = unsafe { out_p.slice(s * co * p, co * p) };
+                        let o = unsafe { out_p.zeroed(s * co * p, co * p) };
                         let xs = &x[s * in_len..(s + 1) * in_len];
                         // Binary input: output-stationary gather from channel masks;
                         // otherwise (or an unsupported channel count) the scatter.
@@ -1080,7 +1101,7 @@ pub mod kernel {
                     let (col, _, _, _) = scratch.sized(if g.pointwise() { 0 } else { k * p }, 0);
                     for s in a..z {
                         // SAFETY: sample `s`'s output belongs to this worker only.
-                        let o = unsafe { out_p.slice(s * co * p, co * p) };
+                        let o = unsafe { out_p.zeroed(s * co * p, co * p) };
                         for (c, orow) in o.chunks_exact_mut(p).enumerate() {
                             orow.fill(b[c]);
                         }
@@ -1099,15 +1120,19 @@ pub mod kernel {
     }
 
     /// `dx` `[N, C_in, H, W]`, `dw` `[C_out, K]`, `db` `[C_out]` for the output gradient
-    /// `gr` `[N, C_out, P]`; `dw` and `db` are overwritten, `dx` (skipped when `None`) must be
-    /// zero on entry (it is accumulated into, as a freshly allocated buffer is).
+    /// `gr` `[N, C_out, P]`; `dw` and `db` are overwritten; `dx` (skipped when `None`) points
+    /// to `N·C_in·H·W` writable values, whose contents are ignored (every one is written).
+    ///
+    /// # Safety
+    /// `dx`, when given, is valid for `N·C_in·H·W` writes and nothing else accesses them
+    /// meanwhile.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward<V: Value>(
+    pub(crate) unsafe fn backward<V: Value>(
         g: &Geom,
         x: &[V],
         w: &[f32],
         gr: &[f32],
-        dx: Option<&mut [f32]>,
+        dx: Option<OutPtr>,
         dw: &mut [f32],
         db: &mut [f32],
         sparse: bool,
@@ -1116,13 +1141,7 @@ pub mod kernel {
         let in_len = g.cin * g.h * g.w;
         assert_eq!(x.len(), g.n * in_len, "fused conv: input length");
         let input_grad = dx.is_some();
-        let dx_p = match dx {
-            Some(dx) => {
-                assert_eq!(dx.len(), x.len(), "fused conv: input-gradient length");
-                OutPtr(dx.as_mut_ptr())
-            }
-            None => OutPtr(std::ptr::null_mut()),
-        };
+        let dx_p = dx.unwrap_or(OutPtr(std::ptr::null_mut()));
         assert_eq!(w.len(), co * k, "fused conv: weight length");
         assert_eq!(dw.len(), w.len(), "fused conv: weight-gradient length");
         assert_eq!(gr.len(), g.n * co * p, "fused conv: gradient length");
@@ -1151,7 +1170,7 @@ pub mod kernel {
                     if input_grad {
                         // SAFETY: sample `s`'s input gradient belongs to this worker only (the
                         // pointer is non-null when `input_grad`).
-                        let dxs = unsafe { dx_p.slice(s * in_len, in_len) };
+                        let dxs = unsafe { dx_p.zeroed(s * in_len, in_len) };
                         if g.pointwise() {
                             // dx[s] [C_in, P] = Wᵀ · g[s]
                             matmul(k, p, co, dxs, false, w, (1, k), gs, (p, 1));

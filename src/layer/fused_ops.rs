@@ -180,7 +180,53 @@ pub(crate) struct OutPtr(pub *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// An output buffer of `len` values handed to a kernel as a raw pointer: each worker zeroes the
+/// part it then fills ([`OutPtr::zeroed`]: in its cache, in parallel) instead of the whole
+/// buffer being zeroed up front in a pass of its own.
+pub(crate) struct Filled {
+    values: Vec<f32>,
+    len: usize,
+}
+
+impl Filled {
+    /// Room for `len` values, not yet initialised.
+    pub(crate) fn new(len: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(len),
+            len,
+        }
+    }
+
+    /// The pointer the kernel writes through (valid for `len` values).
+    pub(crate) fn ptr(&mut self) -> OutPtr {
+        OutPtr(self.values.as_mut_ptr())
+    }
+
+    /// The values.
+    ///
+    /// # Safety
+    /// Every value in `0..len` was written (through [`OutPtr::zeroed`] slices).
+    pub(crate) unsafe fn into_vec(mut self) -> Vec<f32> {
+        // SAFETY: the capacity is `len` and the caller guarantees every value is initialised.
+        unsafe { self.values.set_len(self.len) };
+        self.values
+    }
+}
+
 impl OutPtr {
+    /// The range `[start, start + len)` set to zero, as a mutable slice.
+    ///
+    /// # Safety
+    /// As [`OutPtr::slice`]; the memory may be uninitialised (it is written before the slice
+    /// is made).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn zeroed(&self, start: usize, len: usize) -> &mut [f32] {
+        unsafe {
+            std::ptr::write_bytes(self.0.add(start), 0, len);
+            std::slice::from_raw_parts_mut(self.0.add(start), len)
+        }
+    }
+
     /// The mutable slice `[start, start + len)`.
     ///
     /// # Safety

@@ -92,7 +92,7 @@ pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 /// this gives the memory-bound element-wise kernels (neuron, BatchNorm, pooling, im2col) 256-bit
 /// vectors. No result changes: Rust never contracts `a * b + c` into an FMA on its own.
 ///
-/// ```ignore
+/// ```text
 /// avx2_dispatch! {
 ///     /// Docs.
 ///     pub fn name[T: Bound, const K: bool](a: &[f32], b: T) -> f32 => body_fn[T, K]

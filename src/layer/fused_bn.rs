@@ -33,7 +33,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::fused_ops::{
-    OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads, zeroed,
+    OutPtr, constants, f32_values, flex_f32, flex_tensor, register_grads, simd_dispatch, zeroed,
 };
 
 /// Below this many elements the kernels run on the calling thread.
@@ -140,7 +140,7 @@ pub trait BatchNormOps: Backend {
 }
 
 /// `(N, C, inner)` of a `[N, C, ...]` shape.
-fn ncl(shape: &[usize]) -> (usize, usize, usize) {
+pub(crate) fn ncl(shape: &[usize]) -> (usize, usize, usize) {
     assert!(shape.len() >= 2, "fused BatchNorm: rank ≥ 2 expected");
     (shape[0], shape[1], shape[2..].iter().product())
 }
@@ -340,7 +340,7 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// `o = (x − μ)·scale + bias`.
         fn normalise[](o: &mut [f32], x: &[f32], mu: f32, scale: f32, bias: f32)
             => normalise_body[]
@@ -352,7 +352,7 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// `o ← dx(o, x)` ([`Grad::dx`]).
         fn grad_in_place[](o: &mut [f32], x: &[f32], gr: Grad) => grad_in_place_body[]
     }
@@ -363,7 +363,7 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// `o = dx(g, x)` ([`Grad::dx`]).
         fn grad_from[](o: &mut [f32], g: &[f32], x: &[f32], gr: Grad) => grad_from_body[]
     }
@@ -374,7 +374,7 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`sum2`] compiled for AVX2 where available, `(Σ a, Σ b)` of `(a, b) = f(x, y)`.
         pub fn sum2_fast[F: Fn(f32, f32) -> (f32, f32) + Copy](xs: &[f32], ys: &[f32], f: F)
             -> (f64, f64) => sum2[F]

@@ -126,9 +126,7 @@ pub trait BnLifOps: Backend {
 
 /// `([N, C, inner], neurons per step)` of a `[T·B, C, ...]` shape.
 fn dims(shape: &[usize], steps: usize) -> ([usize; 3], usize) {
-    assert!(shape.len() >= 2, "fused BN-LIF: rank ≥ 2 expected");
-    let (n, c) = (shape[0], shape[1]);
-    let inner: usize = shape[2..].iter().product();
+    let (n, c, inner) = fused_bn::ncl(shape);
     assert!(
         steps > 0 && n % steps == 0,
         "fused BN-LIF: {steps} timesteps do not divide {n}"
@@ -151,17 +149,7 @@ impl BnLifOps for Flex {
         assert_eq!((gs.len(), bs.len()), (c, c), "fused BN-LIF: gamma/beta");
         let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
         bn::statistics(&xs, d, &mut mean, &mut var);
-        let scale: Vec<f32> = (0..c)
-            .map(|ch| bn::scale_of(gs[ch], var[ch], p.epsilon))
-            .collect();
-        let norm = Normalise {
-            c,
-            inner: d[2],
-            mean: &mean,
-            scale: &scale,
-            beta: &bs,
-            sums: None,
-        };
+        let norm = Normalise::new(d, &mean, &var, &gs, &bs, p.epsilon, None);
         let mut out = zeroed(xs.len());
         lif::kernel::forward_from(&norm, &xs, &mut out, None, None, p.steps, neurons, &p.spec);
         (
@@ -187,19 +175,9 @@ impl BnLifOps for Flex {
         let (xs, gs) = (f32_values(&x), f32_values(&grad));
         let (gam, bs) = (f32_values(&gamma), f32_values(&beta));
         let (mu, var) = (f32_values(&mean), f32_values(&variance));
-        let scale: Vec<f32> = (0..c)
-            .map(|ch| bn::scale_of(gam[ch], var[ch], p.epsilon))
-            .collect();
         let blocks = neurons.div_ceil(BLOCK);
         let sums: Vec<BlockSums> = (0..blocks).map(|_| Mutex::new(Vec::new())).collect();
-        let norm = Normalise {
-            c,
-            inner: d[2],
-            mean: &mu,
-            scale: &scale,
-            beta: &bs,
-            sums: Some(&sums),
-        };
+        let norm = Normalise::new(d, &mu, &var, &gam, &bs, p.epsilon, Some(&sums));
         // Pass 1: dx ← dL/dy, with the per-channel sums.
         let mut dx = zeroed(xs.len());
         lif::kernel::backward_from(&norm, &xs, &gs, &mut dx, p.steps, neurons, &p.spec);
@@ -244,9 +222,36 @@ struct Normalise<'a> {
     c: usize,
     inner: usize,
     mean: &'a [f32],
-    scale: &'a [f32],
+    /// `γ/√(σ² + ε)` per channel.
+    scale: Vec<f32>,
     beta: &'a [f32],
     sums: Option<&'a [BlockSums]>,
+}
+
+impl<'a> Normalise<'a> {
+    /// For `[N, C, inner]` = `d` with the batch statistics `mean`, `var` and BN's γ, β, ε
+    /// (`sums`: one slot per neuron block, in backward).
+    fn new(
+        d: [usize; 3],
+        mean: &'a [f32],
+        var: &[f32],
+        gamma: &[f32],
+        beta: &'a [f32],
+        epsilon: f64,
+        sums: Option<&'a [BlockSums]>,
+    ) -> Self {
+        let scale = (0..d[1])
+            .map(|ch| bn::scale_of(gamma[ch], var[ch], epsilon))
+            .collect();
+        Self {
+            c: d[1],
+            inner: d[2],
+            mean,
+            scale,
+            beta,
+            sums,
+        }
+    }
 }
 
 /// One block's columns: their channel's constants, and in backward the per-column sums.

@@ -56,7 +56,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fused_ops::{
-    Filled, OutPtr, avx2_dispatch, constants, f32_values, flex_f32, flex_tensor, register_grads,
+    Filled, OutPtr, constants, f32_values, flex_f32, flex_tensor, register_grads, simd_dispatch,
 };
 
 /// How the fused convolution computes its forward and weight gradient.
@@ -796,12 +796,12 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// `im2col` of one sample `x` `[C_in, H, W]` into `col` `[K, P]`.
         pub fn im2col[V: Value](g: &Geom, x: &[V], col: &mut [f32]) => im2col_body[V]
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// Adds `col` `[K, P]` back into one sample's `dx` `[C_in, H, W]` (the adjoint of
         /// [`im2col`]).
         pub fn col2im[](g: &Geom, col: &[f32], dx: &mut [f32]) => col2im_body[]
@@ -938,7 +938,7 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// `dst[j·dst_rs + i] = src[i·src_rs + j] + add[j]` for `i < rows`, `j < cols` (`add`
         /// empty: nothing added), in 8×8 blocks so that both sides move whole cache lines.
         fn transpose[](
@@ -1233,6 +1233,7 @@ pub mod kernel {
     /// The spike-aware inner loop, compiled for the best vector unit found at run time.
     pub mod simd {
         use super::Geom;
+        use crate::layer::fused_ops::simd_dispatch;
 
         /// The non-zeros of one sample `[C_in, H, W]`, input row by input row.
         #[derive(Default)]
@@ -1310,42 +1311,17 @@ pub mod kernel {
                 if forward { tile } else { taps },
                 "fused conv: acc"
             );
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked just above).
-                    return unsafe { scatter_avx512(g, sp, (oy0, oy1), rows, acc, forward) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    return unsafe { scatter_avx2(g, sp, (oy0, oy1), rows, acc, forward) };
-                }
-            }
-            scatter_generic(g, sp, (oy0, oy1), rows, acc, forward)
+            scatter_compiled(g, sp, (oy0, oy1), rows, acc, forward)
         }
 
-        /// `scatter_generic` compiled with the given target features (its body is inlined
-        /// there, so its loops are vectorized for that unit).
-        macro_rules! scatter_compiled_for {
-            ($name:ident, $features:literal) => {
-                #[cfg(target_arch = "x86_64")]
-                #[target_feature(enable = $features)]
-                unsafe fn $name(
-                    g: &Geom,
-                    sp: &Spikes,
-                    tile: (usize, usize),
-                    rows: &[f32],
-                    acc: &mut [f32],
-                    forward: bool,
-                ) {
-                    scatter_generic(g, sp, tile, rows, acc, forward)
-                }
-            };
+        simd_dispatch! { avx512;
+            /// `scatter_generic` compiled for the best vector unit found at run time (its body
+            /// is inlined there, so its loops are vectorized for that unit).
+            fn scatter_compiled[](
+                g: &Geom, sp: &Spikes, tile: (usize, usize), rows: &[f32], acc: &mut [f32],
+                forward: bool
+            ) => scatter_generic[]
         }
-        scatter_compiled_for!(scatter_avx512, "avx512f,avx2,fma");
-        scatter_compiled_for!(scatter_avx2, "avx2,fma");
 
         /// One binary sample `[C_in, H, W]` as channel bit masks per pixel: `bits[(i·W + j)·words
         /// + c / 64]` has bit `c % 64` set where `x[c, i, j] = 1` (the input of [`gather`]).
@@ -1415,38 +1391,15 @@ pub mod kernel {
                 (oy1 - oy0) * g.ow * g.cout,
                 "fused conv: gather tile"
             );
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked just above).
-                    return unsafe { gather_avx512(g, bits, tile, w_hwio, out) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked just above).
-                    return unsafe { gather_avx2(g, bits, tile, w_hwio, out) };
-                }
-            }
-            gather_generic(g, bits, tile, w_hwio, out)
+            gather_compiled(g, bits, tile, w_hwio, out)
         }
 
-        /// `gather_generic` compiled with the given target features.
-        macro_rules! gather_compiled_for {
-            ($name:ident, $features:literal) => {
-                #[cfg(target_arch = "x86_64")]
-                #[target_feature(enable = $features)]
-                unsafe fn $name(
-                    g: &Geom,
-                    bits: &Bits,
-                    tile: (usize, usize),
-                    w_hwio: &[f32],
-                    out: &mut [f32],
-                ) {
-                    gather_generic(g, bits, tile, w_hwio, out)
-                }
-            };
+        simd_dispatch! { avx512;
+            /// `gather_generic` compiled for the best vector unit found at run time.
+            fn gather_compiled[](
+                g: &Geom, bits: &Bits, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]
+            ) => gather_generic[]
         }
-        gather_compiled_for!(gather_avx512, "avx512f,avx2,fma");
-        gather_compiled_for!(gather_avx2, "avx2,fma");
 
         #[inline(always)]
         fn gather_generic(

@@ -88,18 +88,23 @@ pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 
 /// Defines `fn $name<generics>(args) -> ret` that runs the `#[inline(always)]` function `$body`
 /// compiled for AVX2 + FMA when the CPU has them (checked at run time), and for the baseline
-/// target otherwise. The crate is built for baseline x86-64 (SSE2) so the binary runs anywhere;
-/// this gives the memory-bound element-wise kernels (neuron, BatchNorm, pooling, im2col) 256-bit
-/// vectors. No result changes: Rust never contracts `a * b + c` into an FMA on its own.
+/// target otherwise; with a leading `avx512;`, first for AVX-512F where the CPU has it. The crate
+/// is built for baseline x86-64 (SSE2) so the binary runs anywhere; this gives the memory-bound
+/// element-wise kernels (neuron, BatchNorm, pooling, im2col) 256-bit vectors and the spike-aware
+/// conv loops 512-bit ones. No result changes: Rust never contracts `a * b + c` into an FMA on its
+/// own.
 ///
 /// ```text
-/// avx2_dispatch! {
+/// simd_dispatch! {
 ///     /// Docs.
 ///     pub fn name[T: Bound, const K: bool](a: &[f32], b: T) -> f32 => body_fn[T, K]
 /// }
+/// simd_dispatch! { avx512;
+///     fn other[](a: &mut [f32]) => other_body[]
+/// }
 /// ```
-macro_rules! avx2_dispatch {
-    (
+macro_rules! simd_dispatch {
+    (@tiers [$($tier:tt)*]
         $(#[$meta:meta])*
         $vis:vis fn $name:ident [$($gen:tt)*] ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?
             => $body:ident [$($targ:tt)*]
@@ -109,23 +114,42 @@ macro_rules! avx2_dispatch {
         $vis fn $name<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn fast<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$($targ)*>($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    return unsafe { fast::<$($targ)*>($($arg),*) };
-                }
+                simd_dispatch!(@each [$($tier)*] [$($gen)*] ($($arg: $ty),*) [$($ret)?]
+                    $body [$($targ)*]);
             }
             $body::<$($targ)*>($($arg),*)
         }
     };
+    // One `#[target_feature]` copy per tier, the first the CPU supports is called.
+    (@each [] $($rest:tt)*) => {};
+    (@each [($features:literal [$($detect:tt),+]) $($more:tt)*] [$($gen:tt)*]
+        ($($arg:ident : $ty:ty),*) [$($ret:ty)?] $body:ident [$($targ:tt)*]
+    ) => {
+        {
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn fast<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+                $body::<$($targ)*>($($arg),*)
+            }
+            if $(std::arch::is_x86_feature_detected!($detect))&&+ {
+                // SAFETY: the CPU supports these features (checked just above).
+                return unsafe { fast::<$($targ)*>($($arg),*) };
+            }
+        }
+        simd_dispatch!(@each [$($more)*] [$($gen)*] ($($arg: $ty),*) [$($ret)?]
+            $body [$($targ)*]);
+    };
+    (avx512; $($rest:tt)*) => {
+        simd_dispatch!(@tiers [
+            ("avx512f,avx2,fma" ["avx512f", "avx2", "fma"])
+            ("avx2,fma" ["avx2", "fma"])
+        ] $($rest)*);
+    };
+    ($($rest:tt)*) => {
+        simd_dispatch!(@tiers [("avx2,fma" ["avx2", "fma"])] $($rest)*);
+    };
 }
-pub(crate) use avx2_dispatch;
+pub(crate) use simd_dispatch;
 
 /// `n` zeros, written by the rayon workers in parallel chunks. The output buffers of the fused
 /// kernels are large and reused by the allocator, so `vec![0.0; n]` would `memset` them on the

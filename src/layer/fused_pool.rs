@@ -24,7 +24,7 @@ use burn::backend::{
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, avx2_dispatch, f32_values, flex_f32, flex_tensor, zeroed};
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, simd_dispatch, zeroed};
 
 /// Below this many output elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 14;
@@ -177,7 +177,7 @@ pub mod kernel {
         });
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`forward_planes_body`].
         fn forward_planes[](x: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
             => forward_planes_body[]
@@ -231,7 +231,7 @@ pub mod kernel {
         });
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`backward_planes_body`].
         fn backward_planes[](g: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
             => backward_planes_body[]

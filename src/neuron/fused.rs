@@ -53,7 +53,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::{NeuronConfig, NeuronKind, NeuronTrace, ResetMode};
-use crate::layer::fused_ops::{avx2_dispatch, f32_values, flex_tensor, zeroed};
+use crate::layer::fused_ops::{f32_values, flex_tensor, simd_dispatch, zeroed};
 use crate::surrogate::Surrogate;
 
 /// Neurons per block (columns of `[T, N]` processed together).
@@ -554,7 +554,7 @@ pub mod kernel {
         });
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// The forward of columns `n0..n0 + w`.
         fn forward_block[C: Current](
             cur: &C, x: &[f32], out_p: Out, h_p: Option<Out>, m_p: Option<Out>, t: usize,
@@ -689,7 +689,7 @@ pub mod kernel {
         });
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// The backward of columns `n0..n0 + w`.
         fn backward_block[C: Current, G: Sg, const SOFT: bool, const DETACH: bool](
             cur: &C, x: &[f32], gs: &[f32], gx: Out, t: usize, n: usize, spec: &LifSpec, g: G,
@@ -721,19 +721,19 @@ pub mod kernel {
         }
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`charge_row_body`].
         fn charge_row[const SOFT: bool, const SPIKES: bool](
             x: &[f32], m: &mut [f32], out: &mut [f32], decay: f32, th: f32
         ) => charge_row_body[SOFT, SPIKES]
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`reset_row_body`].
         fn reset_row[const SOFT: bool](h: &[f32], m: &mut [f32], th: f32) => reset_row_body[SOFT]
     }
 
-    avx2_dispatch! {
+    simd_dispatch! {
         /// [`backward_row_body`].
         fn backward_row[G: Sg, const SOFT: bool, const DETACH: bool](
             gx: &mut [f32], gs: &[f32], h: &[f32], gm: &mut [f32], th: f32, decay: f32, g: G

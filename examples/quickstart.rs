@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         &data,
         &device,
         TrainHooks {
-            progress_bar: false,
+            on_step: None,
             on_epoch: Some(&mut on_epoch),
         },
     )?;

@@ -15,15 +15,18 @@
 //! with burn's own average pooling and BatchNorm instead of the fused layer ops
 //! ([`crate::layer::fused_pool`], [`crate::layer::fused_bn`]) for the layers' ratio.
 
+mod micro;
+pub use micro::{ConvMicroRow, conv_micro, lif_micro};
+
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::Serialize;
 
-use crate::layer::{LayerPath, layer_path, set_layer_path};
+use crate::kernels::{ConvMode, KernelPolicy, LayerPath, SetKernels};
 use crate::model::{Model, ModelConfig, SmallCnnConfig, VggSnnConfig};
-use crate::neuron::{LifPath, lif_path, set_lif_path};
+use crate::neuron::LifPath;
 use crate::objective::{ObjectiveConfig, Progress, Tks};
 
 /// Which network to benchmark.
@@ -74,6 +77,10 @@ pub struct BenchConfig {
     pub layer_path: LayerPath,
     /// Also time the other layer path (same LIF path, same process, right after).
     pub compare_layers: bool,
+    /// The rest of the kernel policy (convolution mode and thresholds, spike packing); its
+    /// layer and neuron paths are replaced by `layer_path` and `lif_path`.
+    #[serde(skip)]
+    pub kernels: KernelPolicy,
 }
 
 impl BenchConfig {
@@ -95,6 +102,7 @@ impl BenchConfig {
             compare_lif: true,
             layer_path: LayerPath::Fused,
             compare_layers: true,
+            kernels: KernelPolicy::default(),
         }
     }
 
@@ -268,7 +276,7 @@ fn loadavg() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
 }
@@ -345,26 +353,17 @@ fn measure(
     path: LifPath,
     layers: LayerPath,
 ) -> anyhow::Result<(Timing, usize)> {
-    let (previous, previous_layers) = (lif_path(), layer_path());
-    set_lif_path(path);
-    set_layer_path(layers);
-    let result = measure_inner(config, path, layers);
-    set_lif_path(previous);
-    set_layer_path(previous_layers);
-    result
-}
-
-fn measure_inner(
-    config: &BenchConfig,
-    path: LifPath,
-    layers: LayerPath,
-) -> anyhow::Result<(Timing, usize)> {
+    let kernels = KernelPolicy {
+        neurons: path,
+        layers,
+        ..config.kernels
+    };
     let plain = Device::flex();
     plain.seed(config.seed);
     let device = plain.autodiff();
     release_free_memory();
     let peak_rss_reset = reset_peak_rss();
-    let mut model = config.model_config().init(&device)?;
+    let mut model = config.model_config().init_with(&device, &kernels)?;
     let params = crate::params::trainable_params(&model);
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
@@ -437,14 +436,10 @@ pub fn tune_allocator() -> bool {
         if std::env::var("TKS_MALLOC_TUNE").as_deref() == Ok("0") {
             return false;
         }
-        unsafe extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_MMAP_THRESHOLD: i32 = -3;
         // SAFETY: glibc's mallopt only sets allocator parameters; 1 means success.
         unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -458,12 +453,9 @@ pub fn tune_allocator() -> bool {
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
         // SAFETY: malloc_trim only returns free heap memory to the kernel.
         unsafe {
-            malloc_trim(0);
+            libc::malloc_trim(0);
         }
     }
 }
@@ -522,41 +514,6 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
         other_layer_path: other_layers,
         layers_reference_over_fused: layers_ratio,
     })
-}
-
-/// LIF forward + backward alone on `[T, ...shape]` (autodiff), median ms of `reps` runs per
-/// path: `(reference, fused)`.
-pub fn lif_micro(shape: &[usize], reps: usize) -> anyhow::Result<(f64, f64)> {
-    anyhow::ensure!(shape.len() == 5, "lif_micro expects [T, B, C, H, W]");
-    let dims = [shape[0], shape[1], shape[2], shape[3], shape[4]];
-    tune_allocator();
-    let device = Device::flex().autodiff();
-    device.seed(0);
-    let neuron = crate::neuron::NeuronConfig::default().init(&device)?;
-    let x = Tensor::<5>::random(dims, Distribution::Uniform(-0.5, 1.6), &device);
-    let g = Tensor::<5>::random(dims, Distribution::Uniform(-1.0, 1.0), &device);
-    let time = |fused: bool| {
-        let mut ts = Vec::with_capacity(reps);
-        for _ in 0..reps + 1 {
-            let xi = x.clone().require_grad();
-            let t0 = Instant::now();
-            let s = if fused {
-                neuron.forward_fused(xi.clone())
-            } else {
-                neuron.forward_reference(xi.clone())
-            };
-            let grads = (s * g.clone()).sum().backward();
-            let gx = xi.grad(&grads).expect("gradient");
-            let _ = crate::eval::values(gx.slice([0..1, 0..1, 0..1, 0..1, 0..1]));
-            ts.push(t0.elapsed().as_secs_f64() * 1000.0);
-        }
-        ts.remove(0);
-        ts.sort_by(f64::total_cmp);
-        ts[ts.len() / 2]
-    };
-    let reference = time(false);
-    let fused = time(true);
-    Ok((round(reference, 3), round(fused, 3)))
 }
 
 /// One timed inference phase of [`run_inference`].
@@ -618,7 +575,7 @@ pub struct InferenceResult {
 /// network, after `train_steps` training steps: `config.steps` passes with the automatic
 /// (spike-aware where sparse) convolution and then with the dense one, same weights and data.
 pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result<InferenceResult> {
-    use crate::layer::fused_conv::{self, ConvMode, conv_mode, set_conv_mode};
+    use crate::layer::fused_conv;
     use burn::module::Module;
     anyhow::ensure!(config.steps >= 1, "no timed passes (--steps 0)");
     tune_allocator();
@@ -626,7 +583,7 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     let plain = Device::flex();
     plain.seed(config.seed);
     let device = plain.autodiff();
-    let mut model = config.model_config().init(&device)?;
+    let mut model = config.model_config().init_with(&device, &config.kernels)?;
     let data = batches(config, &device);
     let objective = objective(&config.loss)?;
     let mut optimizer = bench_optimizer();
@@ -637,9 +594,8 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     let model = model.valid();
     let inputs: Vec<Tensor<5>> = data.iter().map(|(x, _)| x.clone().inner()).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let previous = conv_mode();
     let time = |mode: ConvMode| -> (InferenceTiming, Vec<f32>) {
-        set_conv_mode(mode);
+        let model = model.clone().with_kernels(&config.kernels.with_conv_mode(mode));
         release_free_memory();
         reset_peak_rss();
         let first = crate::eval::values(model.forward_output(inputs[0].clone(), false).logits);
@@ -673,7 +629,6 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     };
     let (auto, auto_logits) = time(ConvMode::Auto);
     let (dense, dense_logits) = time(ConvMode::Dense);
-    set_conv_mode(previous);
     let max_logit_difference = auto_logits
         .iter()
         .zip(&dense_logits)
@@ -694,116 +649,6 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     })
 }
 
-/// One row of [`conv_micro`]: forward + backward of one conv layer on binary spikes at
-/// `density`: the fastest of the timed repetitions (robust on a busy machine), in ms, of burn's
-/// conv and of the fused op on each path.
-#[derive(Clone, Debug, Serialize)]
-pub struct ConvMicroRow {
-    /// Input `[N, C_in, H, W]`.
-    pub input: [usize; 4],
-    /// Output channels.
-    pub out_channels: usize,
-    /// Fraction of input spikes.
-    pub density: f64,
-    /// Whether the timing is of the inference forward only (no autodiff) or forward+backward.
-    pub pass: &'static str,
-    /// burn's `Conv2d` (Flex).
-    pub burn_ms: f64,
-    /// The fused op, im2col + gemm.
-    pub dense_ms: f64,
-    /// The fused op, spike-aware.
-    pub sparse_ms: f64,
-    /// burn ÷ the faster fused path.
-    pub burn_over_best: f64,
-    /// dense ÷ sparse (> 1: the spike-aware path wins at this density).
-    pub dense_over_sparse: f64,
-}
-
-/// Times one 3×3 "same" conv (`input` `[N, C_in, H, W]` → `out_channels`) at each spike
-/// `density`: training (forward + backward) and inference (forward only), burn's conv vs the
-/// fused dense and spike-aware paths, fastest of `reps` after one warm-up; `passes` lists the
-/// passes to time (`true` = training, `false` = inference). Shows where the
-/// spike-aware path breaks even ([`crate::layer::fused_conv::sparse_max_density`]).
-pub fn conv_micro(
-    input: [usize; 4],
-    out_channels: usize,
-    densities: &[f64],
-    reps: usize,
-    passes: &[bool],
-) -> anyhow::Result<Vec<ConvMicroRow>> {
-    use crate::layer::fused_conv::{self, ConvMode, conv_mode, set_conv_mode};
-    use burn::nn::PaddingConfig2d;
-    use burn::nn::conv::Conv2dConfig;
-    anyhow::ensure!(reps >= 1, "conv_micro: reps must be at least 1");
-    tune_allocator();
-    let previous = conv_mode();
-    let mut rows = Vec::new();
-    for &density in densities {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&density),
-            "conv_micro: density {density} outside [0, 1]"
-        );
-        for &train in passes {
-            let device = if train {
-                Device::flex().autodiff()
-            } else {
-                Device::flex()
-            };
-            device.seed(0);
-            let conv = Conv2dConfig::new([input[1], out_channels], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(&device);
-            let x = Tensor::<4>::random(input, Distribution::Bernoulli(density), &device);
-            let time = |which: u8| {
-                let mut ts = Vec::with_capacity(reps + 1);
-                for _ in 0..reps + 1 {
-                    let xi = if train {
-                        x.clone().require_grad()
-                    } else {
-                        x.clone()
-                    };
-                    let t0 = Instant::now();
-                    let y = match which {
-                        0 => conv.forward(xi.clone()),
-                        1 => {
-                            set_conv_mode(ConvMode::Dense);
-                            fused_conv::forward(&conv, xi.clone())
-                        }
-                        _ => {
-                            set_conv_mode(ConvMode::Sparse);
-                            fused_conv::forward(&conv, xi.clone())
-                        }
-                    };
-                    if train {
-                        let grads = y.sum().backward();
-                        let gw = conv.weight.val().grad(&grads).expect("weight gradient");
-                        let _ = crate::eval::values(gw.slice([0..1, 0..1, 0..1, 0..1]));
-                    } else {
-                        let _ = crate::eval::values(y.slice([0..1, 0..1, 0..1, 0..1]));
-                    }
-                    ts.push(t0.elapsed().as_secs_f64() * 1000.0);
-                }
-                ts.remove(0);
-                ts.into_iter().fold(f64::INFINITY, f64::min)
-            };
-            let (burn_ms, dense_ms, sparse_ms) = (time(0), time(1), time(2));
-            rows.push(ConvMicroRow {
-                input,
-                out_channels,
-                density,
-                pass: if train { "train" } else { "inference" },
-                burn_ms: round(burn_ms, 3),
-                dense_ms: round(dense_ms, 3),
-                sparse_ms: round(sparse_ms, 3),
-                burn_over_best: round(burn_ms / dense_ms.min(sparse_ms), 3),
-                dense_over_sparse: round(dense_ms / sparse_ms, 3),
-            });
-        }
-    }
-    set_conv_mode(previous);
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -817,8 +662,8 @@ mod tests {
         assert_eq!(BenchConfig::reference_grid().len(), 3);
     }
 
-    /// Serialises the tests that train: burn's device generator and the path switches are
-    /// process-wide, so two of them at once would change each other's numbers.
+    /// Serialises the tests that train: burn's device generator is process-wide, so two seeded
+    /// runs at once would interleave their draws and change each other's numbers.
     static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]

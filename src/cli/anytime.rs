@@ -47,12 +47,12 @@ fn parse_thresholds(text: &str) -> anyhow::Result<Vec<f64>> {
 }
 
 /// Runs `tks anytime`.
-pub fn run(args: AnytimeArgs) -> anyhow::Result<()> {
+pub fn run(args: AnytimeArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let thresholds = match &args.thresholds {
         Some(t) => parse_thresholds(t)?,
         None => default_thresholds(),
     };
-    let run = load_run(&args.run, &args.checkpoint, args.cuda)?;
+    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
     let t = args.timesteps.unwrap_or(run.config.train.timesteps).max(1);
     let data = load_data(&run.config, t)?;
     let logits = collect_logits(

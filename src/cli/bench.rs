@@ -67,7 +67,7 @@ pub struct BenchArgs {
     pass: String,
 }
 
-pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     if let Some(shape) = &args.lif_micro {
         let shape = parse_list::<usize>(shape, "--lif-micro")?;
         let (reference, fused) = lif_micro(&shape, 10)?;
@@ -123,6 +123,7 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         c.steps = args.steps;
         c.loss = args.loss.clone();
         c.lif_path = path;
+        c.kernels = kernels.apply(crate::kernels::KernelPolicy::default());
         c.compare_lif = !args.no_compare_lif;
         c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;

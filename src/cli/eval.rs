@@ -10,6 +10,7 @@ use crate::config::RunConfig;
 use crate::data::Split;
 use crate::device::default_device;
 use crate::eval::analysis::{Analysis, EvalFile, evaluate_full};
+use super::kernels::KernelOverrides;
 use crate::eval::energy::OpEnergy;
 use crate::model::Model;
 use crate::train::checkpoint::{Checkpoint, RunDir, run_files};
@@ -50,14 +51,20 @@ pub(crate) struct LoadedRun {
 }
 
 /// Opens `run`, reads its configuration and loads checkpoint `which` into a fresh model.
-pub(crate) fn load_run(run: &Path, which: &str, cuda: bool) -> anyhow::Result<LoadedRun> {
+pub(crate) fn load_run(
+    run: &Path,
+    which: &str,
+    cuda: bool,
+    kernels: &KernelOverrides,
+) -> anyhow::Result<LoadedRun> {
     let dir = RunDir::open(run)?;
-    let config = dir.config()?;
+    let mut config = dir.config()?;
+    config.kernels = kernels.apply(config.kernels);
     let path = dir.checkpoint_path(which);
     let checkpoint = Checkpoint::load(&path)?;
     let device = default_device(cuda)?;
     device.seed(config.train.seed);
-    let model = checkpoint.apply_to(config.model.init(&device)?)?;
+    let model = checkpoint.apply_to(config.model.init_with(&device, &config.kernels)?)?;
     Ok(LoadedRun {
         dir,
         config,
@@ -140,8 +147,8 @@ pub fn print_analysis(a: &Analysis) {
 }
 
 /// Runs `tks eval`.
-pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let run = load_run(&args.run, &args.checkpoint, args.cuda)?;
+pub fn run(args: EvalArgs, kernels: &KernelOverrides) -> anyhow::Result<()> {
+    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
     let t = args.timesteps.unwrap_or(run.config.train.timesteps);
     if t == 0 {
         anyhow::bail!("invalid `--timesteps` = 0: must be at least 1");

@@ -5,6 +5,8 @@
 mod anytime;
 mod bench;
 mod eval;
+pub mod kernels;
+mod progress;
 mod report;
 mod sweep;
 mod train;
@@ -21,10 +23,11 @@ pub struct Cli {
     #[command(subcommand)]
     /// The subcommand; none means `train` with defaults.
     pub command: Option<Command>,
-    /// Convolution path for every command: `auto` (the default: spike-aware where the input is
-    /// sparse, measured per call), `dense` (im2col + gemm) or `sparse` (always spike-aware).
-    #[arg(long, global = true, value_parser = ["auto", "dense", "sparse"])]
-    pub conv_mode: Option<String>,
+    /// Convolution path for every command (overrides `[kernels] conv_mode` and `TKS_CONV_MODE`):
+    /// `auto` (spike-aware where the input is sparse, measured per call), `dense` (im2col + gemm)
+    /// or `sparse` (always spike-aware).
+    #[arg(long, global = true, value_enum)]
+    pub conv_mode: Option<kernels::ConvModeArg>,
 }
 
 #[derive(Subcommand)]
@@ -54,19 +57,16 @@ pub fn main() -> ExitCode {
     // Keep freed tensor buffers for reuse instead of returning them to the kernel after every
     // step (≈ 12 % per training step; `TKS_MALLOC_TUNE=0` disables it).
     crate::bench::tune_allocator();
-    use crate::layer::fused_conv::{ConvMode, set_conv_mode};
-    // clap accepts only the three names, so `from_name` always finds one.
-    if let Some(mode) = cli.conv_mode.as_deref().and_then(ConvMode::from_name) {
-        set_conv_mode(mode);
-    }
-    let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
-        Command::Train(args) => train::run(args),
-        Command::Bench(args) => bench::run_cli(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Sweep(args) => sweep::run(args),
-        Command::Anytime(args) => anytime::run(args),
-        Command::Report(args) => report::run(args),
-    };
+    let result = kernels::KernelOverrides::from_env(cli.conv_mode).and_then(|k| {
+        match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
+            Command::Train(args) => train::run(args, &k),
+            Command::Bench(args) => bench::run_cli(args, &k),
+            Command::Eval(args) => eval::run(args, &k),
+            Command::Sweep(args) => sweep::run(args, &k),
+            Command::Anytime(args) => anytime::run(args, &k),
+            Command::Report(args) => report::run(args, &k),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -25,13 +25,13 @@ pub struct ReportArgs {
 }
 
 /// Runs `tks report`.
-pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+pub fn run(args: ReportArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let device = default_device(args.cuda)?;
     let mut runs = Vec::new();
     for dir in &args.runs {
         let mut r = RunSummary::load(dir)?;
         if args.tsne_points > 0 {
-            r.compute_tsne(args.tsne_points.min(1000), &device)?;
+            r.compute_tsne(args.tsne_points.min(1000), &device, |p| kernels.apply(p))?;
         }
         runs.push(r);
     }

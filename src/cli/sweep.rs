@@ -39,12 +39,12 @@ pub struct SweepArgs {
 }
 
 /// Runs `tks sweep`.
-pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let equal_ts = match &args.train_equal {
         Some(s) => parse_t_list(s, "--train-equal")?,
         None => Vec::new(),
     };
-    let run = load_run(&args.run, &args.checkpoint, args.cuda)?;
+    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
     let c = &run.config;
     let max_t = args.max_t.unwrap_or(2 * c.train.timesteps).max(1);
     println!(

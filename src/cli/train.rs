@@ -209,11 +209,12 @@ fn apply_objective_overrides(
 }
 
 /// Runs `tks train`.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = match &args.resume {
+pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
+    let mut config = match &args.resume {
         Some(dir) => crate::train::checkpoint::RunDir::open(dir)?.config()?,
         None => resolve(&args)?,
     };
+    config.kernels = kernels.apply(config.kernels);
     if args.print_config {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
@@ -268,8 +269,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
         }
     };
+    let mut bar = super::progress::EpochBar::default();
+    let mut on_step = |e: &crate::train::StepEvent| bar.step(e);
     let hooks = TrainHooks {
-        progress_bar: true,
+        kernels: config.kernels,
+        on_step: Some(&mut on_step),
         on_epoch: Some(&mut on_epoch),
     };
     let outcome = crate::train::checkpoint::train_in_dir(

@@ -8,6 +8,7 @@
 
 pub mod plots;
 
+use crate::kernels::KernelPolicy;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -102,16 +103,23 @@ impl RunSummary {
 
     /// Computes the t-SNE of penultimate features of up to `points` test samples from the
     /// best (else last) checkpoint.
-    pub fn compute_tsne(&mut self, points: usize, device: &Device) -> Result<(), ReportError> {
+    /// `kernels` maps the run's recorded kernel policy to the one used here.
+    pub fn compute_tsne(
+        &mut self,
+        points: usize,
+        device: &Device,
+        kernels: impl Fn(KernelPolicy) -> KernelPolicy,
+    ) -> Result<(), ReportError> {
         let run = RunDir::open(&self.dir).map_err(|e| rerr(&self.dir, e))?;
         let config = run.config().map_err(|e| rerr(&self.dir, e))?;
+        let policy = kernels(config.kernels);
         let mut path = run.file(run_files::BEST);
         if !path.exists() {
             path = run.file(run_files::LAST);
         }
         let ck = Checkpoint::load(&path).map_err(|e| rerr(&path, e))?;
         device.seed(config.train.seed);
-        let model = config.model.init(device).map_err(|e| rerr(&path, e))?;
+        let model = (config.model.init_with(device, &policy)).map_err(|e| rerr(&path, e))?;
         let model = ck.apply_to(model).map_err(|e| rerr(&path, e))?;
         let data = crate::data::source::load(&config.data, config.train.timesteps)
             .map_err(|e| rerr(&self.dir, e))?;

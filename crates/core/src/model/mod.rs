@@ -1,0 +1,324 @@
+//! Spiking network models. Each takes frames `[T, B, C, H, W]` and returns per-timestep logits
+//! `[T, B, classes]` (the "sub-model" outputs whose mean is the prediction), and can expose the
+//! output of an intermediate stage for objectives that need it (TSSD, BKD).
+
+mod resnet19;
+mod sew_resnet;
+mod small_cnn;
+mod vgg_snn;
+
+pub use resnet19::{BasicBlock, MlpHead, ResNet19, ResNet19Config};
+pub use sew_resnet::{SewBasicBlock, SewBlock, SewBottleneck, SewHead, SewResNet, SewResNetConfig};
+pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use vgg_snn::{VggSnn, VggSnnConfig, VggStage};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::kernels::{KernelPolicy, SetKernels};
+
+/// A channel count `c` scaled by the width multiplier: `max(1, round(c·width))`.
+pub(crate) fn scaled(c: usize, width: f64) -> usize {
+    ((c as f64 * width).round() as usize).max(1)
+}
+
+/// Checks `model.width` (finite, > 0, at most 64).
+pub(crate) fn check_width(width: f64) -> Result<(), ConfigError> {
+    if width.is_finite() && width > 0.0 && width <= 64.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "model.width",
+            width,
+            "must be finite and within (0, 64]",
+        ))
+    }
+}
+
+/// Checks `model.num_classes` (at least 2).
+pub(crate) fn check_classes(num_classes: usize) -> Result<(), ConfigError> {
+    if num_classes < 2 {
+        return Err(ConfigError::invalid(
+            "model.num_classes",
+            num_classes,
+            "must be at least 2",
+        ));
+    }
+    Ok(())
+}
+
+/// Global average pool per timestep: `[T, B, C, H, W]` → `[T, B, C]`.
+pub fn global_avg_pool(x: Tensor<5>) -> Tensor<3> {
+    let [t, b, c, _, _] = x.dims();
+    x.mean_dims(&[3, 4]).reshape([t, b, c])
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct SnnOutput {
+    /// Per-timestep logits `[T, B, classes]`.
+    pub logits: Tensor<3>,
+    /// Output of the intermediate stage `[T, B, C, H, W]`, when asked for.
+    pub stage: Option<Tensor<5>>,
+}
+
+/// Configuration of any model (the `[model]` table of a recipe, tagged by `arch`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Small conv net (two conv-BN-spike blocks).
+    SmallCnn(SmallCnnConfig),
+    /// TET/TKS VGG-SNN (`arch = "vgg_snn"`).
+    VggSnn(VggSnnConfig),
+    /// ResNet-19 with tdBN (`arch = "resnet19"`).
+    #[serde(rename = "resnet19")]
+    ResNet19(ResNet19Config),
+    /// SEW-ResNet-18/19/34/50 (`arch = "sew_resnet"`, `depth = …`).
+    #[serde(rename = "sew_resnet")]
+    SewResNet(SewResNetConfig),
+}
+
+impl ModelConfig {
+    /// Builds the model, validating the configuration first.
+    pub fn init(&self, device: &Device) -> Result<Model, ConfigError> {
+        Ok(match self {
+            ModelConfig::SmallCnn(c) => Model::SmallCnn(c.init(device)?),
+            ModelConfig::VggSnn(c) => Model::VggSnn(c.init(device)?),
+            ModelConfig::ResNet19(c) => Model::ResNet19(c.init(device)?),
+            ModelConfig::SewResNet(c) => Model::SewResNet(c.init(device)?),
+        })
+    }
+
+    /// Builds the model with the kernel policy `kernels` on every layer and neuron.
+    pub fn init_with(&self, device: &Device, kernels: &KernelPolicy) -> Result<Model, ConfigError> {
+        Ok(self.init(device)?.with_kernels(kernels))
+    }
+
+    /// Number of output classes.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            ModelConfig::SmallCnn(c) => c.num_classes,
+            ModelConfig::VggSnn(c) => c.num_classes,
+            ModelConfig::ResNet19(c) => c.num_classes,
+            ModelConfig::SewResNet(c) => c.num_classes,
+        }
+    }
+
+    /// Expected input `[C, H, W]` of one frame.
+    pub fn input_shape(&self) -> [usize; 3] {
+        match self {
+            ModelConfig::SmallCnn(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::VggSnn(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::ResNet19(c) => [c.in_channels, c.input_size, c.input_size],
+            ModelConfig::SewResNet(c) => [c.in_channels, c.input_size, c.input_size],
+        }
+    }
+}
+
+/// Any model built from a [`ModelConfig`].
+#[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one model per run; burn modules cannot be boxed"
+)]
+pub enum Model {
+    /// See [`SmallCnn`].
+    SmallCnn(SmallCnn),
+    /// See [`VggSnn`].
+    VggSnn(VggSnn),
+    /// See [`ResNet19`].
+    ResNet19(ResNet19),
+    /// See [`SewResNet`].
+    SewResNet(SewResNet),
+}
+
+impl SetKernels for Model {
+    fn set_kernels(&mut self, policy: &KernelPolicy) {
+        match self {
+            Model::SmallCnn(m) => m.set_kernels(policy),
+            Model::VggSnn(m) => m.set_kernels(policy),
+            Model::ResNet19(m) => m.set_kernels(policy),
+            Model::SewResNet(m) => m.set_kernels(policy),
+        }
+    }
+}
+
+impl Model {
+    /// Per-timestep logits `[T, B, classes]` for frames `[T, B, C, H, W]`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<3> {
+        self.forward_output(x, false).logits
+    }
+
+    /// Logits plus (when `with_stage`) the intermediate stage's output.
+    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        match self {
+            Model::SmallCnn(m) => m.forward_output(x, with_stage),
+            Model::VggSnn(m) => m.forward_output(x, with_stage),
+            Model::ResNet19(m) => m.forward_output(x, with_stage),
+            Model::SewResNet(m) => m.forward_output(x, with_stage),
+        }
+    }
+
+    /// Per-timestep logits `[T, B, classes]` and penultimate features `[T, B, F]`: the input
+    /// of the last linear layer (the small CNN's and VGG-SNN's flattened pooled spikes,
+    /// SEW-ResNet-18/34/50's globally pooled features, the hidden spikes of ResNet-19's and
+    /// SEW-ResNet-19's FC-SN-FC head).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        match self {
+            Model::SmallCnn(m) => m.forward_features(x),
+            Model::VggSnn(m) => m.forward_features(x),
+            Model::ResNet19(m) => m.forward_features(x),
+            Model::SewResNet(m) => m.forward_features(x),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny instances of every architecture with their input size and, when run, the number
+    /// of synaptic layers (convs + FCs) and spiking layers the energy recorder sees.
+    fn tiny_models() -> Vec<(&'static str, ModelConfig, usize, usize)> {
+        let neuron = crate::neuron::NeuronConfig {
+            threshold: 0.5,
+            ..Default::default()
+        };
+        let sew = |depth| {
+            ModelConfig::SewResNet(SewResNetConfig {
+                depth,
+                width: 0.125,
+                input_size: 8,
+                cifar_stem: true,
+                num_classes: 10,
+                neuron,
+                ..Default::default()
+            })
+        };
+        vec![
+            // 2 conv blocks + classifier; 2 spiking layers.
+            (
+                "small_cnn",
+                ModelConfig::SmallCnn(SmallCnnConfig {
+                    input_size: 8,
+                    channels: [4, 8],
+                    neuron,
+                    ..Default::default()
+                }),
+                3,
+                2,
+            ),
+            // 8 conv blocks + classifier.
+            (
+                "vgg_snn",
+                ModelConfig::VggSnn(VggSnnConfig {
+                    width: 0.125,
+                    input_size: 16,
+                    neuron,
+                    ..Default::default()
+                }),
+                9,
+                8,
+            ),
+            // Stem, 8 blocks × 2 convs, 2 shortcut convs, FC-SN-FC; neurons: stem, 2 per
+            // block, head.
+            (
+                "resnet19",
+                ModelConfig::ResNet19(ResNet19Config {
+                    width: 0.125,
+                    input_size: 8,
+                    neuron,
+                    ..Default::default()
+                }),
+                21,
+                18,
+            ),
+            // SEW: every conv has its SN (stem, 16 block convs, 2 downsamples) + the head's.
+            ("sew_resnet19", sew(19), 21, 20),
+            // SEW-18: stem, 8 blocks × 2, 3 downsamples, one FC.
+            ("sew_resnet18", sew(18), 21, 20),
+        ]
+    }
+
+    #[test]
+    fn every_architecture_has_penultimate_features_and_records_every_layer() {
+        let device = Device::flex();
+        device.seed(4);
+        for (name, cfg, synaptic, spiking) in tiny_models() {
+            let model = cfg.init(&device).unwrap();
+            let [c, h, w] = cfg.input_shape();
+            let x = Tensor::<5>::random(
+                [2, 3, c, h, w],
+                burn::tensor::Distribution::Uniform(0.0, 2.0),
+                &device,
+            );
+            let want = model.forward(x.clone());
+            let rec = crate::monitor::Recording::start();
+            let (logits, features) = model.forward_features(x);
+            let (layers, neurons) = rec.finish();
+            assert_eq!(
+                crate::monitor::values(logits),
+                crate::monitor::values(want),
+                "{name}"
+            );
+            // The features are the last linear layer's input.
+            let fan_in = |l: &burn::nn::Linear| l.weight.val().dims()[0];
+            let last_in = match &model {
+                Model::SmallCnn(m) => fan_in(&m.classifier),
+                Model::VggSnn(m) => fan_in(&m.classifier),
+                Model::ResNet19(m) => fan_in(&m.head.fc2),
+                Model::SewResNet(m) => match &m.head {
+                    SewHead::Linear(fc) => fan_in(fc),
+                    SewHead::Mlp(h) => fan_in(&h.fc2),
+                },
+            };
+            assert_eq!(features.dims(), [2, 3, last_in], "{name}");
+            assert_eq!(layers.len(), synaptic, "{name}: {layers:?}");
+            assert_eq!(neurons.len(), spiking, "{name}: {neurons:?}");
+            let last = layers.last().unwrap();
+            assert!(
+                last.name.starts_with("fc") && last.name.ends_with("→10"),
+                "{name}: {}",
+                last.name
+            );
+            // The classifier's input elements are exactly the features'.
+            assert_eq!(last.input_elements, (2 * 3 * last_in) as f64, "{name}");
+            assert_eq!(last.dense_macs, (2 * 3 * last_in * 10) as f64, "{name}");
+        }
+    }
+
+    #[test]
+    fn arch_tags_parse_and_bad_values_name_the_field() {
+        let parse = |s: &str| toml::from_str::<ModelConfig>(s).unwrap();
+        let vgg = parse("arch = \"vgg_snn\"\nwidth = 0.25\n");
+        assert_eq!((vgg.input_shape(), vgg.num_classes()), ([2, 48, 48], 10));
+        let r19 = parse("arch = \"resnet19\"\nnum_classes = 100\n");
+        assert_eq!((r19.input_shape(), r19.num_classes()), ([3, 32, 32], 100));
+        let sew = parse("arch = \"sew_resnet\"\ndepth = 34\ncifar_stem = true\ninput_size = 32\n");
+        assert!(matches!(&sew, ModelConfig::SewResNet(c) if c.depth == 34 && c.cifar_stem));
+        for (text, field, value) in [
+            (
+                "[model]\narch = \"sew_resnet\"\ndepth = 20\n",
+                "model.depth",
+                "20",
+            ),
+            (
+                "[model]\narch = \"resnet19\"\nwidth = 0\n",
+                "model.width",
+                "0",
+            ),
+            (
+                "[model]\narch = \"vgg_snn\"\ninput_size = 50\n",
+                "model.input_size",
+                "50",
+            ),
+        ] {
+            let e = crate::config::RunConfig::from_toml(text, "r.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(value), "{e}");
+        }
+    }
+}

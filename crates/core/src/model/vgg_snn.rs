@@ -1,0 +1,231 @@
+//! VGG-SNN of TET (Deng et al., ICLR 2022) and TKS for DVS-CIFAR10 (input `[T, B, 2, 48, 48]`):
+//! `ConvBNLIF` channels `64,128,AP2,256,256,AP2,512,512,AP2,512,512,AP2` (conv 3×3 s1 p1 with
+//! bias, BN over T·B·H·W, spiking neuron; AP2 = 2×2 average pool with no neuron after it), then
+//! flatten per timestep and `Linear(512·(S/16)² → classes)` per timestep.
+//!
+//! `width` scales every channel count to `max(1, round(c·width))`; at width 0.25, 10 classes and
+//! a 48×48 input the network has the reference's 589,882 parameters.
+//!
+//! Intermediate stage ([`SnnOutput::stage`]): the pooled output of the **2nd of the 4 pooled
+//! stages**, `[T, B, round(256·width), S/4, S/4]`.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{SnnOutput, check_classes, check_width, scaled};
+use crate::error::{ConfigError, check_nonzero};
+use crate::monitor::linear;
+use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
+use crate::neuron::NeuronConfig;
+
+/// Channels of the two conv blocks of each of the four stages (each stage ends with AP2).
+const VGG_STAGES: [[usize; 2]; 4] = [[64, 128], [256, 256], [512, 512], [512, 512]];
+
+/// Configuration of [`VggSnn`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VggSnnConfig {
+    /// Input channels (2 for DVS polarity frames).
+    pub in_channels: usize,
+    /// Input height = width, a positive multiple of 16 (48 for DVS-CIFAR10).
+    pub input_size: usize,
+    /// Channel multiplier: every channel count `c` becomes `max(1, round(c·width))`.
+    pub width: f64,
+    /// Output classes.
+    pub num_classes: usize,
+    /// Normalisation after each conv.
+    pub norm: Norm,
+    /// Pooling between stages (average in TET/TKS).
+    pub pool: PoolKind,
+    /// Spiking neuron of every block.
+    pub neuron: NeuronConfig,
+}
+
+impl Default for VggSnnConfig {
+    fn default() -> Self {
+        Self {
+            in_channels: 2,
+            input_size: 48,
+            width: 1.0,
+            num_classes: 10,
+            norm: Norm::Bn,
+            pool: PoolKind::Avg,
+            neuron: NeuronConfig::default(),
+        }
+    }
+}
+
+impl VggSnnConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_nonzero("model.in_channels", self.in_channels)?;
+        check_width(self.width)?;
+        check_classes(self.num_classes)?;
+        if self.input_size < 16 || !self.input_size.is_multiple_of(16) {
+            return Err(ConfigError::invalid(
+                "model.input_size",
+                self.input_size,
+                "must be a positive multiple of 16 (four 2×2 pools)",
+            ));
+        }
+        self.neuron.validate()
+    }
+
+    /// Builds the network (validated first).
+    pub fn init(&self, device: &Device) -> Result<VggSnn, ConfigError> {
+        self.validate()?;
+        let mut stages = Vec::with_capacity(VGG_STAGES.len());
+        let mut c_in = self.in_channels;
+        for [a, b] in VGG_STAGES {
+            let (a, b) = (scaled(a, self.width), scaled(b, self.width));
+            stages.push(VggStage {
+                conv_a: ConvBnSpike::new(c_in, a, 3, 1, self.norm, &self.neuron, device)?,
+                conv_b: ConvBnSpike::new(a, b, 3, 1, self.norm, &self.neuron, device)?,
+                pool: Pool::new(self.pool, 2, 2, 0),
+            });
+            c_in = b;
+        }
+        let side = self.input_size / 16;
+        Ok(VggSnn {
+            stages,
+            classifier: LinearConfig::new(c_in * side * side, self.num_classes).init(device),
+        })
+    }
+}
+
+/// Two conv-BN-spike blocks and a 2×2 pool.
+#[derive(Module, Debug)]
+pub struct VggStage {
+    /// First conv block.
+    pub conv_a: ConvBnSpike,
+    /// Second conv block.
+    pub conv_b: ConvBnSpike,
+    /// 2×2 pool (no neuron after it).
+    pub pool: Pool,
+}
+
+impl VggStage {
+    /// `[T, B, C, H, W]` → `[T, B, C', H/2, W/2]`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        self.pool
+            .forward(self.conv_b.forward(self.conv_a.forward(x)))
+    }
+}
+
+/// See the module docs.
+#[derive(Module, Debug)]
+pub struct VggSnn {
+    /// The four pooled stages.
+    pub stages: Vec<VggStage>,
+    /// Per-timestep classifier.
+    pub classifier: Linear,
+}
+
+impl VggSnn {
+    /// Index of the stage whose output is exposed (the 2nd).
+    pub const STAGE: usize = 1;
+
+    /// Frames → the classifier's input `[T, B, F]` (+ the 2nd stage's output).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
+        let mut x = x;
+        let mut stage = None;
+        for (i, s) in self.stages.iter().enumerate() {
+            x = s.forward(x);
+            if with_stage && i == Self::STAGE {
+                stage = Some(x.clone());
+            }
+        }
+        let [t, b, c, h, w] = x.dims();
+        (x.reshape([t, b, c * h * w]), stage)
+    }
+
+    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ the 2nd stage's output).
+    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (features, stage) = self.trunk(x, with_stage);
+        SnnOutput {
+            logits: linear(&self.classifier, features),
+            stage,
+        }
+    }
+
+    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (the classifier's input:
+    /// the last stage's pooled spikes, flattened).
+    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        let (features, _) = self.trunk(x, false);
+        (linear(&self.classifier, features.clone()), features)
+    }
+}
+
+crate::set_kernels_fields!(VggStage: conv_a, conv_b, pool);
+crate::set_kernels_fields!(VggSnn: stages);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_parameter_count_at_quarter_width() {
+        let m = VggSnnConfig {
+            width: 0.25,
+            ..Default::default()
+        }
+        .init(&Device::flex())
+        .unwrap();
+        assert_eq!(
+            crate::params::trainable_params(&m),
+            589_882,
+            "the reference VGGSNN(width=0.25)"
+        );
+    }
+
+    #[test]
+    fn shapes_on_a_tiny_input() {
+        let device = Device::flex();
+        let m = VggSnnConfig {
+            width: 0.125,
+            input_size: 16,
+            ..Default::default()
+        }
+        .init(&device)
+        .unwrap();
+        let out = m.forward_output(Tensor::ones([2, 2, 2, 16, 16], &device), true);
+        assert_eq!(out.logits.dims(), [2, 2, 10]);
+        assert_eq!(out.stage.unwrap().dims(), [2, 2, 32, 4, 4]);
+        assert!(
+            m.forward_output(Tensor::ones([2, 2, 2, 16, 16], &device), false)
+                .stage
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let device = Device::flex();
+        let err = VggSnnConfig {
+            input_size: 40,
+            ..Default::default()
+        }
+        .init(&device)
+        .unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.value.as_str()),
+            ("model.input_size", "40")
+        );
+        let err = VggSnnConfig {
+            width: 0.0,
+            ..Default::default()
+        }
+        .init(&device)
+        .unwrap_err();
+        assert_eq!(err.field, "model.width");
+        let err = VggSnnConfig {
+            num_classes: 1,
+            ..Default::default()
+        }
+        .init(&device)
+        .unwrap_err();
+        assert_eq!(err.field, "model.num_classes");
+    }
+}

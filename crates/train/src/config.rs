@@ -1,0 +1,275 @@
+//! The run configuration: one TOML file with `[objective]`, `[model]` and `[train]`, every field
+//! defaulted so a recipe only states what differs. Unknown fields are errors.
+//!
+//! ```toml
+//! [objective]             # or just: objective = "tks"
+//! name = "tks"
+//! temperature = 3.0
+//! alpha = 0.7
+//! [model]
+//! arch = "small_cnn"
+//! input_size = 8
+//! [model.neuron]
+//! threshold = 0.5
+//! [train]
+//! epochs = 10
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use tks_data::source::DataConfig;
+use crate::error::ConfigError;
+use tks_core::model::{ModelConfig, SmallCnnConfig};
+use tks_core::kernels::KernelPolicy;
+use tks_core::neuron::NeuronConfig;
+use crate::objective::{Objective, ObjectiveConfig};
+use crate::train::TrainConfig;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// The objective and its parameters (`[objective]`, or a bare name).
+    pub objective: ObjectiveConfig,
+    /// The network.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// The data source, integration and augmentation (`[data]`, default: embedded digits).
+    pub data: DataConfig,
+    /// Which kernels run (`[kernels]`: fused or reference paths, convolution mode); recorded in
+    /// every run's `config.toml`.
+    pub kernels: KernelPolicy,
+}
+
+impl Default for RunConfig {
+    /// The main job: a small spiking CNN on the embedded 8×8 digits, T = 4.
+    fn default() -> Self {
+        Self {
+            objective: ObjectiveConfig::default(),
+            model: ModelConfig::SmallCnn(SmallCnnConfig {
+                in_channels: 1,
+                input_size: 8,
+                channels: [32, 64],
+                num_classes: 10,
+                neuron: NeuronConfig {
+                    threshold: 0.5,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            train: TrainConfig::default(),
+            data: DataConfig::default(),
+            kernels: KernelPolicy::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: RunConfig = toml::from_str(text).map_err(|e| ConfigError {
+            field: origin.to_string(),
+            value: String::new(),
+            reason: e.to_string().trim().to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::invalid("--config", path.display(), &format!("cannot read: {e}"))
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks every part.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.train.validate()?;
+        self.data.validate()?;
+        self.kernels.validate()?;
+        self.objective()?;
+        match &self.model {
+            ModelConfig::SmallCnn(c) => c.neuron.validate(),
+            ModelConfig::VggSnn(c) => c.validate(),
+            ModelConfig::ResNet19(c) => c.validate(),
+            ModelConfig::SewResNet(c) => c.validate(),
+        }
+    }
+
+    /// The objective configured by `[objective]`.
+    pub fn objective(&self) -> Result<Box<dyn Objective>, ConfigError> {
+        self.objective.build()
+    }
+
+    /// Switches the model to ANN mode: every neuron becomes a ReLU (see [`ann_model`]).
+    pub fn set_ann(&mut self) {
+        self.model = ann_model(&self.model);
+    }
+
+    /// The neuron configuration of the model, for flag overrides.
+    pub fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        match &mut self.model {
+            ModelConfig::SmallCnn(c) => &mut c.neuron,
+            ModelConfig::VggSnn(c) => &mut c.neuron,
+            ModelConfig::ResNet19(c) => &mut c.neuron,
+            ModelConfig::SewResNet(c) => &mut c.neuron,
+        }
+    }
+}
+
+/// The same architecture with every neuron replaced by ReLU (the ANN mode: `tks train --ann`,
+/// BKD's teacher).
+pub fn ann_model(model: &ModelConfig) -> ModelConfig {
+    let mut model = model.clone();
+    let neuron = match &mut model {
+        ModelConfig::SmallCnn(c) => &mut c.neuron,
+        ModelConfig::VggSnn(c) => &mut c.neuron,
+        ModelConfig::ResNet19(c) => &mut c.neuron,
+        ModelConfig::SewResNet(c) => &mut c.neuron,
+    };
+    neuron.kind = tks_core::neuron::NeuronKind::Relu;
+    model
+}
+
+/// Objective by name (`baseline`, `ls`, `tet`, `tks`) with default parameters.
+pub fn objective_by_name(name: &str) -> Result<Box<dyn Objective>, ConfigError> {
+    ObjectiveConfig::from_name(name)?.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let c = RunConfig::default();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(RunConfig::from_toml(&text, "x.toml").unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_field_and_value() {
+        let e = RunConfig::from_toml("[train]\nepochs = 0\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.epochs") && e.contains('0'), "{e}");
+        let e = RunConfig::from_toml("[train]\nepoch = 3\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.toml") && e.contains("epoch"), "{e}");
+        let e = RunConfig::from_toml("objective = \"nope\"\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("objective") && e.contains("nope"), "{e}");
+        let e = RunConfig::from_toml(
+            "[model]\narch = \"small_cnn\"\n[model.neuron]\nthreshold = -2\n",
+            "r.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("neuron.threshold") && e.contains("-2"), "{e}");
+        let e = RunConfig::from_toml("[train]\nlr = \"fast\"\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lr"), "{e}");
+    }
+
+    #[test]
+    fn objective_table_and_shorthand() {
+        use crate::objective::{LabelSmoothing, Tet, Tks};
+        let c = RunConfig::from_toml(
+            "[objective]\nname = \"tks\"\ntemperature = 5.0\nalpha = 0.3\ndetach_teacher = true\n",
+            "r.toml",
+        )
+        .unwrap();
+        let want = Tks {
+            temperature: 5.0,
+            alpha: 0.3,
+            detach_teacher: true,
+            ..Tks::default()
+        };
+        assert_eq!(c.objective, ObjectiveConfig::Tks(want));
+        assert_eq!(c.objective().unwrap().name(), "tks");
+        let c = RunConfig::from_toml("objective = \"tet\"\n", "r.toml").unwrap();
+        assert_eq!(c.objective, ObjectiveConfig::Tet(Tet::default()));
+        let c =
+            RunConfig::from_toml("[objective]\nname = \"ls\"\nepsilon = 0.2\n", "r.toml").unwrap();
+        assert_eq!(
+            c.objective,
+            ObjectiveConfig::Ls(LabelSmoothing { epsilon: 0.2 })
+        );
+        assert_eq!(
+            RunConfig::from_toml("", "r.toml").unwrap().objective,
+            ObjectiveConfig::Baseline {}
+        );
+        for name in ["baseline", "ls", "tet", "tks"] {
+            assert_eq!(objective_by_name(name).unwrap().name(), name);
+            let c = RunConfig {
+                objective: ObjectiveConfig::from_name(name).unwrap(),
+                ..RunConfig::default()
+            };
+            let text = toml::to_string(&c).unwrap();
+            assert!(
+                text.contains("[objective]") && text.contains(&format!("name = \"{name}\"")),
+                "{text}"
+            );
+            assert_eq!(RunConfig::from_toml(&text, "x.toml").unwrap(), c, "{text}");
+        }
+    }
+
+    #[test]
+    fn objective_errors_name_field_and_value() {
+        let cases = [
+            ("[objective]\nname = \"nope\"\n", &["nope"][..]),
+            (
+                "[objective]\nname = \"tks\"\ntemprature = 3.0\n",
+                &["temprature"][..],
+            ),
+            (
+                "[objective]\nname = \"baseline\"\nalpha = 0.5\n",
+                &["alpha"][..],
+            ),
+            (
+                "[objective]\nname = \"tet\"\nepsilon = 0.5\n",
+                &["epsilon"][..],
+            ),
+            (
+                "[objective]\nname = \"tks\"\ntemperature = -1.0\n",
+                &["objective.temperature", "-1"][..],
+            ),
+            (
+                "[objective]\nname = \"tks\"\nalpha = 1.5\n",
+                &["objective.alpha", "1.5"][..],
+            ),
+            (
+                "[objective]\nname = \"ls\"\nepsilon = 1.0\n",
+                &["objective.epsilon", "1"][..],
+            ),
+            (
+                "[objective]\nname = \"tet\"\nlambda = -0.1\n",
+                &["objective.lambda", "-0.1"][..],
+            ),
+            (
+                "[objective]\nname = \"tks\"\nalpha = \"high\"\n",
+                &["objective.alpha", "high"][..],
+            ),
+            ("[objective]\ntemperature = 3.0\n", &["name"][..]),
+        ];
+        for (text, needles) in cases {
+            let e = RunConfig::from_toml(text, "r.toml")
+                .unwrap_err()
+                .to_string();
+            eprintln!("{text:?} → {e}");
+            for n in needles {
+                assert!(e.contains(n), "{text:?} → {e}");
+            }
+        }
+        let e = objective_by_name("nope").err().unwrap().to_string();
+        assert!(e.contains("objective") && e.contains("nope"), "{e}");
+    }
+}

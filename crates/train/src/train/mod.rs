@@ -1,0 +1,468 @@
+//! The training loop: surrogate-gradient BPTT with AdamW and a cosine learning-rate schedule,
+//! seeded and deterministic on CPU (same seed ⇒ same loss curve).
+
+pub mod checkpoint;
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use tks_data::{Dataset, Split};
+use crate::error::{ConfigError, TrainError, check_nonzero, check_positive, check_range};
+use crate::eval::{AccuracyCounter, EvalReport, evaluate, values};
+use tks_core::kernels::KernelPolicy;
+use tks_core::layer::Encoder;
+use tks_core::model::{Model, ModelConfig};
+use crate::objective::aux::stage_shape;
+use crate::objective::{AuxModule, AuxShape, LossExtras, Objective, Progress, Teacher};
+
+/// Optimisation settings (the `[train]` table of a recipe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Peak learning rate (start of the cosine schedule).
+    pub lr: f64,
+    /// Learning rate at the end of the cosine schedule.
+    pub min_lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Timesteps T the network runs per sample.
+    pub timesteps: usize,
+    /// Seed for initialisation, shuffling and stochastic layers.
+    pub seed: u64,
+    /// How static images become T frames.
+    pub encoder: Encoder,
+    /// Batch size for evaluation.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 12,
+            batch_size: 32,
+            lr: 5e-3,
+            min_lr: 0.0,
+            weight_decay: 0.01,
+            timesteps: 4,
+            seed: 2023,
+            encoder: Encoder::Direct,
+            eval_batch_size: 256,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_nonzero("train.epochs", self.epochs)?;
+        check_nonzero("train.batch_size", self.batch_size)?;
+        check_nonzero("train.timesteps", self.timesteps)?;
+        check_nonzero("train.eval_batch_size", self.eval_batch_size)?;
+        check_range("train.lr", self.lr, f64::MIN_POSITIVE, 1.0)?;
+        check_range("train.min_lr", self.min_lr, 0.0, self.lr)?;
+        check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)?;
+        Ok(())
+    }
+}
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Losses of every step in the epoch.
+    pub step_losses: Vec<f64>,
+    /// Training accuracy of the time-averaged output (measured during the epoch).
+    pub train_accuracy: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Test-set evaluation after the epoch.
+    pub test: EvalReport,
+    /// Wall-clock seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+    /// Training samples per second.
+    pub samples_per_second: f64,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The trained model.
+    pub model: Model,
+    /// One record per epoch.
+    pub history: Vec<EpochRecord>,
+}
+
+impl TrainOutcome {
+    /// Evaluation after the last epoch.
+    pub fn final_test(&self) -> &EvalReport {
+        &self.history.last().expect("at least one epoch").test
+    }
+}
+
+/// Options of the loop that do not change the result.
+#[derive(Default)]
+pub struct TrainHooks<'a> {
+    /// The kernels the model runs ([`KernelPolicy`]: fused or reference layers and neurons, the
+    /// convolution's path); every choice computes the same function, tested equal.
+    pub kernels: KernelPolicy,
+    /// Called after every optimizer step (the binary draws its progress bar from these).
+    pub on_step: Option<&'a mut dyn FnMut(&StepEvent)>,
+    /// Called after every epoch.
+    pub on_epoch: Option<&'a mut dyn FnMut(&EpochRecord)>,
+}
+
+/// What [`TrainHooks::on_step`] is told after each optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepEvent {
+    /// Epoch (0-based) and the number of epochs.
+    pub epoch: usize,
+    /// Epochs of the run.
+    pub epochs: usize,
+    /// Steps done in this epoch (1-based) and steps per epoch.
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// This step's loss.
+    pub loss: f64,
+    /// Training accuracy so far in this epoch.
+    pub accuracy: f64,
+    /// Training samples per second so far in this epoch.
+    pub samples_per_second: f64,
+}
+
+/// Checkpointing and resuming for [`train_resumable`] (see [`checkpoint`]).
+#[derive(Default)]
+pub struct RunHooks<'a> {
+    /// Continue from this checkpoint (built for the same configuration) instead of epoch 0.
+    pub resume: Option<&'a checkpoint::Checkpoint>,
+    /// Called after every epoch with the model, the optimizer state and the progress so far;
+    /// an error stops training.
+    #[allow(clippy::type_complexity)]
+    pub on_checkpoint: Option<
+        &'a mut dyn FnMut(
+            &Model,
+            burn::optim::OptimizerRecord,
+            &checkpoint::CheckpointMeta,
+        ) -> Result<(), checkpoint::CheckpointError>,
+    >,
+}
+
+/// Seed of burn's device generator at the start of `epoch` (0-based): a function of the run's
+/// seed and the epoch alone, so a resumed run draws what an uninterrupted one would.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ ((epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+/// [`train_resumable`] from scratch, without checkpoints.
+pub fn train(
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    objective: &dyn Objective,
+    data: &Split,
+    device: &Device,
+    hooks: TrainHooks<'_>,
+) -> Result<TrainOutcome, TrainError> {
+    train_resumable(
+        model_config,
+        config,
+        objective,
+        data,
+        device,
+        hooks,
+        RunHooks::default(),
+    )
+}
+
+/// Trains a freshly initialised `model` on `data.train`, evaluating on `data.test` after each
+/// epoch. `device` is the plain (non-autodiff) device; training runs on its autodiff form.
+///
+/// Deterministic for a given seed: initialisation and stochastic layers draw from burn's device
+/// generator, seeded here, and shuffling from a generator seeded by `(seed, epoch)`. burn's
+/// generator is shared by the whole process, so two runs training at the same time in one
+/// process interleave their draws; run them one after the other to reproduce a curve.
+///
+/// `run.resume` continues from a checkpoint (same result as an uninterrupted run: the device
+/// generator is reseeded by [`epoch_seed`] at every epoch start); `run.on_checkpoint` is called
+/// after every epoch.
+pub fn train_resumable(
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    objective: &dyn Objective,
+    data: &Split,
+    device: &Device,
+    mut hooks: TrainHooks<'_>,
+    mut run: RunHooks<'_>,
+) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    check_data(model_config, &data.train)?;
+    check_data(model_config, &data.test)?;
+    if data.train.is_empty() {
+        return Err(TrainError::Shape(format!("{} is empty", data.train.name)));
+    }
+    device.seed(config.seed);
+    let train_device = device.clone().autodiff();
+    let mut model = model_config.init_with(&train_device, &hooks.kernels)?;
+    let mut extras = objective_extras(objective, model_config, config, data, &model, device)?;
+    let mut aux = extras.aux.take();
+    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init();
+    let mut scheduler =
+        CosineAnnealingLrSchedulerConfig::new(config.lr, config.epochs * steps_per_epoch)
+            .with_min_lr(config.min_lr)
+            .init()
+            .map_err(|reason| ConfigError::invalid("train.lr", config.lr, &reason))?;
+    check_positive("train.lr", config.lr)?;
+
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut global_step = 0;
+    let mut first_epoch = 0;
+    if let Some(ck) = run.resume {
+        if ck.meta.epoch > config.epochs || ck.meta.seed != config.seed {
+            return Err(TrainError::Shape(format!(
+                "{}: checkpoint is at epoch {} with seed {}, the run has {} epochs and seed {}",
+                ck.path.display(),
+                ck.meta.epoch,
+                ck.meta.seed,
+                config.epochs,
+                config.seed
+            )));
+        }
+        model = ck.apply_to(model)?;
+        if let Some(r) = ck.optimizer_record()? {
+            optimizer = optimizer.load_record(r);
+        }
+        for _ in 0..ck.meta.global_step {
+            scheduler.step();
+        }
+        global_step = ck.meta.global_step;
+        first_epoch = ck.meta.epoch;
+        history = ck.meta.history.clone();
+    }
+    for epoch in first_epoch..config.epochs {
+        device.seed(epoch_seed(config.seed, epoch));
+        let started = Instant::now();
+        let order = data.train.order(true, config.seed, epoch);
+        let mut step_losses = Vec::with_capacity(steps_per_epoch);
+        let mut counter = AccuracyCounter::default();
+        let mut lr = config.lr;
+        // Decoded (and for a streamed set prefetched on a background thread) in epoch order;
+        // augmented per sample from (seed, epoch, index).
+        let augment_seed = Some((config.seed, epoch));
+        let mut batches = data.train.batches(&order, config.batch_size, augment_seed);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            global_step += 1;
+            let host = match batches.next() {
+                Some(h) => h,
+                None => data.train.host_batch(chunk, augment_seed),
+            }?;
+            let batch = host.to_batch(extras.train_timesteps, config.encoder, &train_device);
+            let output = model.forward_output(batch.frames, objective.needs_stage());
+            let teacher_output = extras.teacher.as_ref().map(|teacher| {
+                let frames = host
+                    .to_batch(extras.teacher_timesteps, config.encoder, device)
+                    .frames;
+                teacher.forward_to(frames, &train_device)
+            });
+            let progress = Progress {
+                epoch,
+                epochs: config.epochs,
+                step,
+                steps_per_epoch,
+            };
+            let loss_extras = LossExtras {
+                aux: aux.as_ref(),
+                teacher: teacher_output.as_ref(),
+            };
+            let loss = objective.loss_with(&output, batch.targets, progress, &loss_extras);
+            let loss_value = values(loss.clone())[0] as f64;
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    global_step,
+                    value: loss_value,
+                });
+            }
+            let logits = output.logits.detach();
+            // Training accuracy over the evaluation window (TSSD trains over a longer one).
+            let eval_steps = config.timesteps.min(logits.dims()[0]);
+            let logits = logits.narrow(0, 0, eval_steps);
+            let dims = logits.dims();
+            let labels: Vec<u32> = chunk.iter().map(|&i| data.train.labels[i]).collect();
+            counter.add(&values(logits), dims, &labels);
+            // The optimizer updates the model and the objective's auxiliary module together.
+            let trainee = Trainee { model, aux };
+            let grads = GradientsParams::from_grads(loss.backward(), &trainee);
+            let lr_now = scheduler.step();
+            lr = lr_now.base();
+            let trainee = optimizer.step(lr_now, trainee, grads);
+            (model, aux) = (trainee.model, trainee.aux);
+            step_losses.push(loss_value);
+            let seen = counter.report();
+            if let Some(f) = hooks.on_step.as_mut() {
+                f(&StepEvent {
+                    epoch,
+                    epochs: config.epochs,
+                    step: step + 1,
+                    steps_per_epoch,
+                    loss: loss_value,
+                    accuracy: seen.accuracy,
+                    samples_per_second: seen.samples as f64
+                        / started.elapsed().as_secs_f64().max(1e-9),
+                });
+            }
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        let test = evaluate(
+            &model,
+            &data.test,
+            config.timesteps,
+            config.eval_batch_size,
+            config.encoder,
+            device,
+        )?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            loss: step_losses.iter().sum::<f64>() / step_losses.len().max(1) as f64,
+            step_losses,
+            train_accuracy: counter.report().accuracy,
+            lr,
+            test,
+            seconds: started.elapsed().as_secs_f64(),
+            samples_per_second: data.train.len() as f64 / train_seconds.max(1e-9),
+        };
+        if let Some(f) = hooks.on_epoch.as_mut() {
+            f(&record);
+        }
+        history.push(record);
+        if let Some(f) = run.on_checkpoint.as_mut() {
+            let meta = checkpoint::CheckpointMeta {
+                epoch: epoch + 1,
+                global_step,
+                seed: config.seed,
+                config: None,
+                history: history.clone(),
+            };
+            f(&model, optimizer.to_record(), &meta)?;
+        }
+    }
+    Ok(TrainOutcome {
+        model: model.valid(),
+        history,
+    })
+}
+
+/// What the optimizer updates: the model and the objective's trainable auxiliary module (TSSD's
+/// head, BKD's generator). The auxiliary module is dropped when training ends, so the trained
+/// model is exactly the architecture of the configuration. Checkpoints hold the model only: a
+/// resumed TSSD/BKD run starts a fresh auxiliary module.
+#[derive(Module, Debug)]
+pub struct Trainee {
+    /// The network.
+    pub model: Model,
+    /// The objective's auxiliary module, if it has one.
+    pub aux: Option<AuxModule>,
+}
+
+/// Per-run needs of the objective, resolved once before the first step.
+struct ObjectiveExtras {
+    /// Frozen teacher (BKD), on the plain device.
+    teacher: Option<Teacher>,
+    /// Frames the teacher gets per sample.
+    teacher_timesteps: usize,
+    /// Trainable auxiliary module, on the autodiff device.
+    aux: Option<AuxModule>,
+    /// Frames of a training forward pass (`objective.train_timesteps(T)`).
+    train_timesteps: usize,
+}
+
+/// Loads the objective's teacher, builds its auxiliary module from the probed stage shapes and
+/// resolves the training timesteps. Event data carry a fixed number of frames, which the
+/// training and teacher passes must then use.
+fn objective_extras(
+    objective: &dyn Objective,
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    data: &Split,
+    model: &Model,
+    device: &Device,
+) -> Result<ObjectiveExtras, TrainError> {
+    let fixed_frames = match data.train.kind {
+        tks_data::SampleKind::Frames { timesteps } => Some(timesteps),
+        tks_data::SampleKind::Static => None,
+    };
+    let train_timesteps = objective.train_timesteps(config.timesteps);
+    check_nonzero("train.timesteps", train_timesteps)?;
+    if let Some(t) = fixed_frames
+        && t != train_timesteps
+    {
+        return Err(TrainError::Shape(format!(
+            "{} carries {t} frames per sample, but objective `{}` trains over {train_timesteps}",
+            data.train.name,
+            objective.name()
+        )));
+    }
+    let teacher = objective.load_teacher(model_config, device)?;
+    let teacher_timesteps = match (&teacher, fixed_frames) {
+        (_, Some(t)) => t,
+        (Some(teacher), None) => teacher.timesteps,
+        (None, None) => config.timesteps,
+    };
+    let input = model_config.input_shape();
+    let probed = objective
+        .needs_stage()
+        .then(|| stage_shape(model, input, device))
+        .flatten();
+    let aux = match probed {
+        Some(stage) => {
+            let shape = AuxShape {
+                stage,
+                classes: model_config.num_classes(),
+                teacher_stage: teacher.as_ref().and_then(|t| t.stage_shape(input, device)),
+            };
+            objective.init_aux(&shape, &device.clone().autodiff())
+        }
+        _ => None,
+    };
+    Ok(ObjectiveExtras {
+        teacher,
+        teacher_timesteps,
+        aux,
+        train_timesteps,
+    })
+}
+
+fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), TrainError> {
+    if data.frame_shape != model.input_shape() {
+        return Err(TrainError::Shape(format!(
+            "{} has frames {:?} but the model expects {:?}",
+            data.name,
+            data.frame_shape,
+            model.input_shape()
+        )));
+    }
+    if data.num_classes > model.num_classes() {
+        return Err(TrainError::Shape(format!(
+            "{} has {} classes but the model outputs {}",
+            data.name,
+            data.num_classes,
+            model.num_classes()
+        )));
+    }
+    Ok(())
+}

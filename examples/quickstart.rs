@@ -56,8 +56,9 @@ fn main() -> anyhow::Result<()> {
         &data,
         &device,
         TrainHooks {
-            on_step: None,
+            kernels: config.kernels,
             on_epoch: Some(&mut on_epoch),
+            ..Default::default()
         },
     )?;
     for (t, acc) in outcome.final_test().per_timestep.iter().enumerate() {

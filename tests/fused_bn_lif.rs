@@ -9,16 +9,10 @@
 use burn::nn::BatchNormConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use tks::layer::{ConvBnSpike, LayerPath, Norm, fused_bn, fused_bn_lif, set_layer_path};
-use tks::neuron::{LifPath, NeuronConfig, NeuronKind, ResetMode, set_lif_path};
+use tks::kernels::{KernelPolicy, LayerPath, LifPath};
+use tks::layer::{ConvBnSpike, Norm, fused_bn, fused_bn_lif};
+use tks::neuron::{NeuronConfig, NeuronKind, ResetMode};
 use tks::surrogate::Surrogate;
-
-/// Serialises these tests: one of them switches the process-wide paths.
-static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -154,7 +148,6 @@ fn lif(reset: ResetMode, detach_reset: bool, surrogate: Surrogate) -> NeuronConf
 
 #[test]
 fn one_op_equals_batch_norm_then_neuron() {
-    let _guard = lock();
     // Neuron blocks are 1024 columns: inner sizes below, above and not dividing it, one channel
     // segment spanning blocks, large enough for the parallel path, and T = 1.
     let shapes = [
@@ -194,7 +187,6 @@ fn one_op_equals_batch_norm_then_neuron() {
 
 #[test]
 fn one_op_matches_burn_batch_norm_and_the_reference_neuron() {
-    let _guard = lock();
     let neuron = NeuronConfig::default();
     let shape = [8, 4, 10, 10];
     let one = run(&neuron, shape, 4, 30, Path::OneOp);
@@ -211,7 +203,6 @@ fn one_op_matches_burn_batch_norm_and_the_reference_neuron() {
 
 #[test]
 fn one_op_works_with_gradient_checkpointing() {
-    let _guard = lock();
     let device = Device::flex().autodiff().gradient_checkpointing();
     let neuron = NeuronConfig::default();
     let one = run_on(&device, &neuron, [8, 3, 6, 6], 4, 40, Path::OneOp);
@@ -223,30 +214,40 @@ fn one_op_works_with_gradient_checkpointing() {
 
 #[test]
 fn conv_bn_spike_block_uses_it_in_training_only() {
-    let _guard = lock();
     let device = Device::flex().autodiff();
     let neuron = NeuronConfig::default();
     let block = ConvBnSpike::new(2, 4, 3, 1, Norm::Bn, &neuron, &device).unwrap();
     let x = Tensor::<5>::ones([2, 3, 2, 6, 6], &device);
     let bn = block.conv_bn.bn.as_ref().unwrap();
-    assert!(fused_bn_lif::supports(bn, &neuron, &x));
+    let fused = KernelPolicy::default();
+    assert!(fused_bn_lif::supports(bn, &block.neuron, &fused, &x));
     let plif = NeuronConfig {
         kind: NeuronKind::Plif,
         ..NeuronConfig::default()
-    };
-    assert!(!fused_bn_lif::supports(bn, &plif, &x), "PLIF is not fused");
-    let plain = Tensor::<5>::ones([2, 3, 2, 6, 6], &Device::flex());
-    assert!(!fused_bn_lif::supports(bn, &neuron, &plain), "inference");
-    set_layer_path(LayerPath::Reference);
+    }
+    .init(&device)
+    .unwrap();
     assert!(
-        !fused_bn_lif::supports(bn, &neuron, &x),
+        !fused_bn_lif::supports(bn, &plif, &fused, &x),
+        "PLIF is not fused"
+    );
+    let plain = Tensor::<5>::ones([2, 3, 2, 6, 6], &Device::flex());
+    assert!(
+        !fused_bn_lif::supports(bn, &block.neuron, &fused, &plain),
+        "inference"
+    );
+    let reference_layers = KernelPolicy {
+        layers: LayerPath::Reference,
+        ..fused
+    };
+    assert!(
+        !fused_bn_lif::supports(bn, &block.neuron, &reference_layers, &x),
         "reference layer path"
     );
-    set_layer_path(LayerPath::Fused);
-    set_lif_path(LifPath::Reference);
+    let mut reference_neuron = block.neuron.clone();
+    reference_neuron.kernels.neurons = LifPath::Reference;
     assert!(
-        !fused_bn_lif::supports(bn, &neuron, &x),
+        !fused_bn_lif::supports(bn, &reference_neuron, &fused, &x),
         "reference neuron path"
     );
-    set_lif_path(LifPath::Fused);
 }

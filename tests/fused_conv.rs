@@ -10,13 +10,8 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use tks::layer::fused_conv::{
-    self, ConvMode, SparsePass, conv_mode, pack_spikes, set_conv_mode, set_pack_spikes,
-    set_sparse_max_density, sparse_max_density,
-};
-
-/// Serialises the tests that switch the process-wide conv mode.
-static MODE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use tks::kernels::{ConvMode, KernelPolicy, SparsePass};
+use tks::layer::fused_conv;
 
 fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -79,15 +74,16 @@ fn run(
     x: &[f32],
     shape: [usize; 4],
     g: &[f32],
-    fused: bool,
+    fused: Option<&KernelPolicy>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     let device = conv.weight.val().device();
     let xt = tensor(x, shape, &device).require_grad();
-    let y = if fused {
-        assert!(fused_conv::supports(conv, &xt));
-        fused_conv::forward(conv, xt.clone())
-    } else {
-        conv.forward(xt.clone())
+    let y = match fused {
+        Some(policy) => {
+            assert!(fused_conv::supports(conv, &xt));
+            fused_conv::forward(conv, xt.clone(), policy)
+        }
+        None => conv.forward(xt.clone()),
     };
     let weights = tensor(g, y.dims(), &device);
     let grads = (y.clone() * weights).sum().backward();
@@ -101,7 +97,14 @@ fn run(
     )
 }
 
+/// [`compare_with`] under the default policy with convolution mode `mode`.
 fn compare(case: &Case, rate: Option<f64>, mode: ConvMode, seed: u64) {
+    compare_with(case, rate, &KernelPolicy::default().with_conv_mode(mode), seed);
+}
+
+/// The fused op under `policy` against burn's conv, training and inference.
+fn compare_with(case: &Case, rate: Option<f64>, policy: &KernelPolicy, seed: u64) {
+    let mode = policy.conv_mode;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let device = Device::flex().autodiff();
     let conv = conv_for(case, &device);
@@ -120,9 +123,8 @@ fn compare(case: &Case, rate: Option<f64>, mode: ConvMode, seed: u64) {
     let g: Vec<f32> = (0..reference.dims().iter().product::<usize>())
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
-    let r = run(&conv, &x, case.shape, &g, false);
-    set_conv_mode(mode);
-    let f = run(&conv, &x, case.shape, &g, true);
+    let r = run(&conv, &x, case.shape, &g, None);
+    let f = run(&conv, &x, case.shape, &g, Some(policy));
     assert_close(&f.0, &r.0, &format!("{what}: output"));
     assert_close(&f.1, &r.1, &format!("{what}: dL/dx"));
     assert_close(&f.2, &r.2, &format!("{what}: dL/dW"));
@@ -133,7 +135,7 @@ fn compare(case: &Case, rate: Option<f64>, mode: ConvMode, seed: u64) {
     // The inference forward (no autodiff) gives the same output.
     let plain = Device::flex();
     let conv_plain = conv.clone().to_device(&plain);
-    let y = fused_conv::forward(&conv_plain, tensor(&x, case.shape, &plain));
+    let y = fused_conv::forward(&conv_plain, tensor(&x, case.shape, &plain), policy);
     assert_close(&vals(y), &r.0, &format!("{what}: inference output"));
 }
 
@@ -177,67 +179,60 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn dense_path_equals_burn_conv() {
-    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (previous, packing) = (conv_mode(), pack_spikes());
     for (i, case) in cases().iter().enumerate() {
         compare(case, None, ConvMode::Dense, 100 + i as u64);
-        for pack in [false, true] {
-            set_pack_spikes(pack);
-            compare(case, Some(0.15), ConvMode::Dense, 200 + i as u64);
+        for pack_spikes in [false, true] {
+            let policy = KernelPolicy {
+                conv_mode: ConvMode::Dense,
+                pack_spikes,
+                ..KernelPolicy::default()
+            };
+            compare_with(case, Some(0.15), &policy, 200 + i as u64);
         }
     }
-    set_pack_spikes(packing);
-    set_conv_mode(previous);
 }
 
 #[test]
 fn spike_aware_path_equals_burn_conv() {
-    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (previous, packing) = (conv_mode(), pack_spikes());
     for (i, case) in cases().iter().enumerate() {
         for (j, rate) in [0.0, 0.05, 0.2, 0.6, 1.0].into_iter().enumerate() {
             // Spikes kept for backward as f32 and packed to bytes: the same gradients.
-            for pack in [false, true] {
-                set_pack_spikes(pack);
+            for pack_spikes in [false, true] {
+                let policy = KernelPolicy {
+                    conv_mode: ConvMode::Sparse,
+                    pack_spikes,
+                    ..KernelPolicy::default()
+                };
                 let seed = 300 + 10 * i as u64 + j as u64;
-                compare(case, Some(rate), ConvMode::Sparse, seed);
+                compare_with(case, Some(rate), &policy, seed);
             }
         }
         // Exact for any values, not only spikes.
         compare(case, None, ConvMode::Sparse, 400 + i as u64);
     }
-    set_pack_spikes(packing);
-    set_conv_mode(previous);
 }
 
 #[test]
 fn auto_mode_follows_the_measured_density() {
-    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let forward = SparsePass::Forward;
-    let (previous, threshold) = (conv_mode(), sparse_max_density(forward));
-    set_conv_mode(ConvMode::Auto);
-    set_sparse_max_density(forward, 0.25);
+    let auto = KernelPolicy::default().with_max_density(forward, 0.25);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let sparse = input(4000, Some(0.1), &mut rng);
     let dense = input(4000, Some(0.5), &mut rng);
     let d = fused_conv::kernel::density(&sparse);
     assert!((0.07..0.13).contains(&d), "density {d}");
-    assert!(fused_conv::kernel::choose_sparse(&sparse, forward));
-    assert!(!fused_conv::kernel::choose_sparse(&dense, forward));
+    assert!(fused_conv::kernel::choose_sparse(&sparse, forward, &auto));
+    assert!(!fused_conv::kernel::choose_sparse(&dense, forward, &auto));
     // The weight gradient has its own threshold.
     let dw = SparsePass::WeightGradient;
-    let dw_threshold = sparse_max_density(dw);
-    set_sparse_max_density(dw, 0.6);
-    assert!(fused_conv::kernel::choose_sparse(&dense, dw));
-    set_sparse_max_density(dw, 0.05);
-    assert!(!fused_conv::kernel::choose_sparse(&sparse, dw));
-    set_sparse_max_density(dw, dw_threshold);
+    let wide = auto.with_max_density(dw, 0.6);
+    assert!(fused_conv::kernel::choose_sparse(&dense, dw, &wide));
+    let narrow = auto.with_max_density(dw, 0.05);
+    assert!(!fused_conv::kernel::choose_sparse(&sparse, dw, &narrow));
     // Auto mode on a whole layer still equals burn's conv at both densities.
     let case = &cases()[0];
-    compare(case, Some(0.1), ConvMode::Auto, 7);
-    compare(case, Some(0.5), ConvMode::Auto, 8);
-    set_sparse_max_density(forward, threshold);
-    set_conv_mode(previous);
+    compare_with(case, Some(0.1), &auto, 7);
+    compare_with(case, Some(0.5), &auto, 8);
 }
 
 #[test]
@@ -265,19 +260,17 @@ fn support_rules() {
 fn weight_gradient_when_the_input_is_not_tracked() {
     // The first layer's input needs no gradient: the op skips dL/dx and still gives burn's
     // weight and bias gradients.
-    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = conv_mode();
     let device = Device::flex().autodiff();
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
     let case = &cases()[1];
     let conv = conv_for(case, &device);
     let x = input(case.shape.iter().product(), Some(0.2), &mut rng);
     for mode in [ConvMode::Dense, ConvMode::Sparse] {
-        set_conv_mode(mode);
+        let policy = KernelPolicy::default().with_conv_mode(mode);
         let grads_of = |fused: bool| {
             let xt = tensor(&x, case.shape, &device);
             let y = if fused {
-                fused_conv::forward(&conv, xt)
+                fused_conv::forward(&conv, xt, &policy)
             } else {
                 conv.forward(xt)
             };
@@ -286,7 +279,6 @@ fn weight_gradient_when_the_input_is_not_tracked() {
         };
         assert_close(&grads_of(true), &grads_of(false), mode.name());
     }
-    set_conv_mode(previous);
 }
 
 #[test]
@@ -294,9 +286,8 @@ fn inference_conv_bn_with_folded_batch_norm_equals_burn() {
     // Conv + BatchNorm on running statistics (inference) runs as one convolution with the
     // normalisation folded into weight and bias; it must equal burn's conv followed by burn's
     // BatchNorm, with running statistics that are not the initial (0, 1).
-    use tks::layer::{ConvBn, LayerPath, Norm, layer_path, set_layer_path};
-    let _guard = MODE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = layer_path();
+    use tks::kernels::SetKernels;
+    use tks::layer::{ConvBn, Norm};
     let train = Device::flex().autodiff();
     let mut rng = rand::rngs::StdRng::seed_from_u64(31);
     let shape = [2, 3, 4, 9, 9]; // [T, B, C, H, W]
@@ -307,6 +298,7 @@ fn inference_conv_bn_with_folded_batch_norm_equals_burn() {
     }
     let plain = Device::flex();
     let block = block.valid().to_device(&plain);
+    let reference_block = block.clone().with_kernels(&KernelPolicy::reference());
     let mean = vals(block.bn.as_ref().unwrap().running_mean.value_sync());
     assert!(
         mean.iter().any(|m| m.abs() > 1e-3),
@@ -314,9 +306,7 @@ fn inference_conv_bn_with_folded_batch_norm_equals_burn() {
     );
     for rate in [None, Some(0.15)] {
         let x = input(shape.iter().product(), rate, &mut rng);
-        set_layer_path(LayerPath::Reference);
-        let reference = vals(block.forward(tensor(&x, shape, &plain)));
-        set_layer_path(LayerPath::Fused);
+        let reference = vals(reference_block.forward(tensor(&x, shape, &plain)));
         let folded = vals(block.forward(tensor(&x, shape, &plain)));
         assert_close(
             &folded,
@@ -324,5 +314,4 @@ fn inference_conv_bn_with_folded_batch_norm_equals_burn() {
             &format!("folded conv-BN, rate {rate:?}"),
         );
     }
-    set_layer_path(previous);
 }

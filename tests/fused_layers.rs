@@ -8,12 +8,16 @@ use burn::nn::BatchNormConfig;
 use burn::nn::pool::AvgPool2dConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use tks::layer::{
-    ConvBn, LayerPath, Norm, Pool, PoolKind, fused_bn, fused_pool, layer_path, set_layer_path,
-};
+use tks::kernels::{KernelPolicy, LayerPath, SetKernels};
+use tks::layer::{ConvBn, Norm, Pool, PoolKind, fused_bn, fused_pool};
 
-/// Serialises the tests that switch the process-wide layer path.
-static PATH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The default policy with the layer path `layers` (neurons stay fused).
+fn layers(layers: LayerPath) -> KernelPolicy {
+    KernelPolicy {
+        layers,
+        ..KernelPolicy::default()
+    }
+}
 
 fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -283,10 +287,11 @@ fn layers_switch_between_paths_with_equal_results() {
     let x = random(shape.iter().product(), 0.0, 1.0, &mut rng);
     let conv = ConvBn::new(2, 4, 3, 1, true, Norm::TdBn { alpha: 1.0 }, 0.5, &device);
     let pool = Pool::new(PoolKind::Avg, 2, 2, 0);
-    let _guard = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = layer_path();
     let run = |path: LayerPath| {
-        set_layer_path(path);
+        let (conv, pool) = (
+            conv.clone().with_kernels(&layers(path)),
+            pool.clone().with_kernels(&layers(path)),
+        );
         let xi = tensor(&x, shape, &device).require_grad();
         let y = pool.forward(conv.forward(xi.clone()));
         let grads = (y.clone() * y.clone()).sum().backward();
@@ -299,7 +304,6 @@ fn layers_switch_between_paths_with_equal_results() {
     };
     let r = run(LayerPath::Reference);
     let f = run(LayerPath::Fused);
-    set_layer_path(previous);
     assert_rel(&f.0, &r.0, "conv-bn-pool output");
     assert_rel(&f.1, &r.1, "conv-bn-pool dL/dx");
     assert_rel(&f.2, &r.2, "conv-bn-pool dL/dgamma");
@@ -359,14 +363,15 @@ fn vgg_snn_blocks_flip_almost_no_spikes() {
     .init(&device)
     .unwrap();
     let mut x = Tensor::<5>::random([4, 16, 2, 48, 48], Distribution::Bernoulli(0.15), &device);
-    let _guard = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = layer_path();
+    let reference = model.clone().with_kernels(&layers(LayerPath::Reference));
     let (mut flipped, mut total) = (0usize, 0usize);
-    for stage in &model.stages {
-        for block in [&stage.conv_a, &stage.conv_b] {
-            set_layer_path(LayerPath::Reference);
-            let r = vals(block.forward(x.clone()));
-            set_layer_path(LayerPath::Fused);
+    for (stage, reference) in model.stages.iter().zip(&reference.stages) {
+        let pairs = [
+            (&stage.conv_a, &reference.conv_a),
+            (&stage.conv_b, &reference.conv_b),
+        ];
+        for (block, reference) in pairs {
+            let r = vals(reference.forward(x.clone()));
             let y = block.forward(x.clone());
             let f = vals(y.clone());
             let n = f.iter().zip(&r).filter(|(a, b)| a != b).count();
@@ -377,13 +382,10 @@ fn vgg_snn_blocks_flip_almost_no_spikes() {
             total += f.len();
             x = y;
         }
-        set_layer_path(LayerPath::Reference);
-        let r = vals(stage.pool.forward(x.clone()));
-        set_layer_path(LayerPath::Fused);
+        let r = vals(reference.pool.forward(x.clone()));
         x = stage.pool.forward(x);
         assert_eq!(vals(x.clone()), r, "pool");
     }
-    set_layer_path(previous);
     assert!(
         flipped as f64 <= 1e-5 * total as f64,
         "{flipped} of {total} spikes differ"

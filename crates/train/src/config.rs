@@ -93,12 +93,7 @@ impl RunConfig {
         self.data.validate()?;
         self.kernels.validate()?;
         self.objective()?;
-        match &self.model {
-            ModelConfig::SmallCnn(c) => c.neuron.validate(),
-            ModelConfig::VggSnn(c) => c.validate(),
-            ModelConfig::ResNet19(c) => c.validate(),
-            ModelConfig::SewResNet(c) => c.validate(),
-        }
+        self.model.validate()
     }
 
     /// The objective configured by `[objective]`.

@@ -96,6 +96,16 @@ impl ModelConfig {
         Ok(self.init(device)?.with_kernels(kernels))
     }
 
+    /// Checks the configuration without building the model (names the first bad field).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            ModelConfig::SmallCnn(c) => c.neuron.validate(),
+            ModelConfig::VggSnn(c) => c.validate(),
+            ModelConfig::ResNet19(c) => c.validate(),
+            ModelConfig::SewResNet(c) => c.validate(),
+        }
+    }
+
     /// Number of output classes.
     pub fn num_classes(&self) -> usize {
         match self {
@@ -299,25 +309,11 @@ mod tests {
         let sew = parse("arch = \"sew_resnet\"\ndepth = 34\ncifar_stem = true\ninput_size = 32\n");
         assert!(matches!(&sew, ModelConfig::SewResNet(c) if c.depth == 34 && c.cifar_stem));
         for (text, field, value) in [
-            (
-                "[model]\narch = \"sew_resnet\"\ndepth = 20\n",
-                "model.depth",
-                "20",
-            ),
-            (
-                "[model]\narch = \"resnet19\"\nwidth = 0\n",
-                "model.width",
-                "0",
-            ),
-            (
-                "[model]\narch = \"vgg_snn\"\ninput_size = 50\n",
-                "model.input_size",
-                "50",
-            ),
+            ("arch = \"sew_resnet\"\ndepth = 20\n", "model.depth", "20"),
+            ("arch = \"resnet19\"\nwidth = 0\n", "model.width", "0"),
+            ("arch = \"vgg_snn\"\ninput_size = 50\n", "model.input_size", "50"),
         ] {
-            let e = crate::config::RunConfig::from_toml(text, "r.toml")
-                .unwrap_err()
-                .to_string();
+            let e = parse(text).validate().unwrap_err().to_string();
             assert!(e.contains(field) && e.contains(value), "{e}");
         }
     }

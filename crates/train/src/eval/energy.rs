@@ -106,7 +106,8 @@ impl EnergyReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use burn::tensor::{Device, Tensor, TensorData};
+    use tks_core::monitor::values;
 
     #[test]
     fn counts_by_hand() {

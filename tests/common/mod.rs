@@ -316,3 +316,10 @@ pub fn assert_close_tol<G: Copy + Into<f64>>(
         bad.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
     );
 }
+
+/// The lock every training test of a harness holds: burn's device generator is process-wide,
+/// so two seeded trainings at once would interleave their draws and change each other's results.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

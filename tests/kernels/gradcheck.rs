@@ -10,7 +10,6 @@
 //! `|autodiff − fd| ≤ 2e-4 + 1e-2·|fd|`. Every check also requires the gradient to be clearly
 //! non-zero, so a disconnected graph cannot pass.
 
-mod common;
 
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
@@ -21,7 +20,7 @@ use tks::model::SnnOutput;
 use tks::neuron::{NeuronConfig, NeuronKind};
 use tks::objective::{Baseline, Objective, Progress, cross_entropy, mean_over_time};
 
-use common::assert_close_tol;
+use crate::common::assert_close_tol;
 
 /// Finite-difference step.
 const EPS: f32 = 1e-2;
@@ -311,7 +310,7 @@ fn baseline_gradient_matches_finite_differences_and_closed_form() {
             (f64::from(probs[b * C + c]) - onehot) / (STEPS * BATCH) as f64
         })
         .collect();
-    common::assert_close(&autodiff, &closed, "baseline gradient vs closed form");
+    crate::common::assert_close(&autodiff, &closed, "baseline gradient vs closed form");
 }
 
 #[test]

@@ -16,11 +16,10 @@ use tks::train::checkpoint::CheckpointMeta;
 use tks::train::{TrainHooks, TrainOutcome, train};
 
 /// burn's device generator is process-wide: runs take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(config: &RunConfig, data: &Split) -> TrainOutcome {
     let objective = config.objective().expect("objective builds");
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     train(
         &config.model,
         &config.train,

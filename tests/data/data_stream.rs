@@ -3,12 +3,11 @@
 //! them. Plus N-Caltech101's out-of-sensor events and the I/O error message. Files are built
 //! here from the published format specifications (no real sample is needed).
 
-mod common;
 
 use std::path::Path;
 
 use burn::tensor::Device;
-use common::scratch;
+use crate::common::scratch;
 use tks::config::RunConfig;
 use tks::data::augment::AugmentConfig;
 use tks::data::source::{DataConfig, load};
@@ -181,6 +180,7 @@ fn cifar10dvs_root(root: &Path) {
 
 #[test]
 fn streamed_events_match_in_memory_and_train() {
+    let _turn = crate::common::serial();
     let root = scratch("events");
     cifar10dvs_root(&root.0);
     let toml = |stream: bool| {
@@ -319,6 +319,7 @@ fn truncate_after_png_header(path: &Path) {
 
 #[test]
 fn a_streamed_file_broken_after_loading_is_an_error_not_a_panic() {
+    let _turn = crate::common::serial();
     let root = scratch("broken-after-load");
     let (config, run) = streamed_image_run(&root.0);
     // library: the test pass at the end of an epoch returns the error (it used to panic)
@@ -351,7 +352,7 @@ fn a_streamed_file_broken_after_loading_is_an_error_not_a_panic() {
     // and `report --tsne-points` load the set (the header check passes) and fail decoding it
     std::fs::write(&victim, &original).unwrap();
     let (c, r) = (config.display().to_string(), run.display().to_string());
-    let (ok, out, err) = common::run_tks(&["train", "--config", &c, "--out", &r]);
+    let (ok, out, err) = crate::common::run_tks(&["train", "--config", &c, "--out", &r]);
     assert!(ok, "{out}\n{err}");
     truncate_after_png_header(&victim);
     let out_dir = root.0.join("report").display().to_string();
@@ -361,7 +362,7 @@ fn a_streamed_file_broken_after_loading_is_an_error_not_a_panic() {
         vec!["anytime", "--run", &r],
         vec!["report", &r, "--out", &out_dir, "--tsne-points", "4"],
     ] {
-        let (ok, out, err) = common::run_tks(&args);
+        let (ok, out, err) = crate::common::run_tks(&args);
         assert!(!ok, "{args:?} succeeded on a broken file:\n{out}");
         assert!(
             err.contains("evaluating on")

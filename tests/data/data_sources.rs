@@ -4,12 +4,11 @@
 //! this repository (CIFAR-10/100 binary batches, image folders, CIFAR10-DVS AEDAT 2.0 class
 //! folders, N-Caltech101 `.bin` class folders, DVS128 Gesture AEDAT 3.1 + `_labels.csv`).
 
-mod common;
 
 use std::path::Path;
 
 use burn::tensor::Device;
-use common::scratch;
+use crate::common::scratch;
 use tks::config::RunConfig;
 use tks::data::SampleKind;
 use tks::data::augment::AugmentConfig;
@@ -47,7 +46,7 @@ fn mnist_and_fashion_sources_load_the_official_split() {
         ("mnist", "mnist", [5, 0, 4, 1, 9]),
         ("fashion", "fashion-mnist", [9, 0, 0, 3, 0]),
     ] {
-        let Some(path) = common::shared_data(dir) else {
+        let Some(path) = crate::common::shared_data(dir) else {
             return;
         };
         let split = load(
@@ -70,7 +69,7 @@ fn mnist_and_fashion_sources_load_the_official_split() {
 
 #[test]
 fn nmnist_small_loads_caches_and_rebuilds_corrupt_cache() {
-    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
+    let Some(dir) = crate::common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let cache = scratch("nmnist-cache");
@@ -138,7 +137,8 @@ fn nmnist_small_loads_caches_and_rebuilds_corrupt_cache() {
 
 #[test]
 fn nmnist_end_to_end_training_and_shape_errors() {
-    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
+    let _turn = crate::common::serial();
+    let Some(dir) = crate::common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let cache = scratch("nmnist-train");
@@ -490,10 +490,10 @@ fn aedat2_file(events: &[(u32, u32, u32, u32)]) -> Vec<u8> {
 /// Stanford Dogs' `train_list.mat`/`test_list.mat` and Stanford Cars' devkit MAT files
 /// (`cars_train_annos.mat`, `cars_test_annos_withlabels.mat`, `cars_meta.mat`) and
 /// `cars_annos.mat`, written byte by byte from the MathWorks Level 5 MAT-file specification by
-/// `common::mat5` (no real split file is on this machine), plain and `miCOMPRESSED`.
+/// `crate::common::mat5` (no real split file is on this machine), plain and `miCOMPRESSED`.
 #[test]
 fn stanford_dogs_and_cars_mat_split_lists() {
-    use common::mat5::*;
+    use crate::common::mat5::*;
     // Dogs: three classes (official labels follow the sorted folders), images under Images/
     let dogs = scratch("folder-dogs-mat");
     let classes = [

@@ -10,7 +10,6 @@ use tks::train::checkpoint::{Checkpoint, CheckpointError, RunDir, run_files, tra
 use tks::train::{EpochRecord, RunHooks, TrainHooks, train_resumable};
 
 /// burn's device generator is process-wide: the runs of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config() -> RunConfig {
     let mut c = RunConfig::default();
@@ -53,7 +52,7 @@ fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn resume_matches_uninterrupted_run() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     let cfg = config();
     let data = digits::load().unwrap();
     let objective = cfg.objective().unwrap();

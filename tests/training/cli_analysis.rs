@@ -2,9 +2,8 @@
 //! `tks sweep`, `tks anytime`, `tks report`, `tks train --resume`; and every recipe in
 //! `configs/` parses.
 
-mod common;
 
-use common::run_tks as tks;
+use crate::common::run_tks as tks;
 
 use std::path::{Path, PathBuf};
 

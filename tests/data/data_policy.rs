@@ -2,15 +2,14 @@
 //! here from the published layout (no real CIFAR file is shipped): seeded, training-only, on
 //! `[0, 1]` pixels even when the set is normalised, and rejected where it does not apply.
 
-mod common;
 
 use burn::tensor::Device;
 use tks::config::RunConfig;
 use tks::data::source::load;
 use tks::layer::Encoder;
 
-fn cifar_dir() -> common::Scratch {
-    let scratch = common::scratch("policy");
+fn cifar_dir() -> crate::common::Scratch {
+    let scratch = crate::common::scratch("policy");
     let d = scratch.0.clone();
     let record = |label: u8, seed: u32| {
         let mut r = vec![label];

@@ -2,7 +2,6 @@
 //! README) and against small files built here from the format specifications.
 //! A test whose file is absent prints `SKIP: <file> not found (...)` and returns.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -30,10 +29,10 @@ fn check_idx(
     train_mean: f64,
 ) {
     let (Some(tri), Some(trl), Some(tei), Some(tel)) = (
-        common::shared_data(&format!("{dir}/train-images-idx3-ubyte.gz")),
-        common::shared_data(&format!("{dir}/train-labels-idx1-ubyte.gz")),
-        common::shared_data(&format!("{dir}/t10k-images-idx3-ubyte.gz")),
-        common::shared_data(&format!("{dir}/t10k-labels-idx1-ubyte.gz")),
+        crate::common::shared_data(&format!("{dir}/train-images-idx3-ubyte.gz")),
+        crate::common::shared_data(&format!("{dir}/train-labels-idx1-ubyte.gz")),
+        crate::common::shared_data(&format!("{dir}/t10k-images-idx3-ubyte.gz")),
+        crate::common::shared_data(&format!("{dir}/t10k-labels-idx1-ubyte.gz")),
     ) else {
         return;
     };
@@ -88,7 +87,7 @@ fn fashion_mnist_idx_matches_readme() {
 
 #[test]
 fn idx_raw_labels_decompressed_equal_gzipped() {
-    let Some(p) = common::shared_data("mnist/t10k-labels-idx1-ubyte.gz") else {
+    let Some(p) = crate::common::shared_data("mnist/t10k-labels-idx1-ubyte.gz") else {
         return;
     };
     let gz = std::fs::read(&p).unwrap();
@@ -112,7 +111,7 @@ fn nmnist_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn nmnist_small_totals_match_readme() {
-    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
+    let Some(dir) = crate::common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let files = nmnist_files(&dir);
@@ -144,7 +143,7 @@ fn nmnist_small_totals_match_readme() {
 
 #[test]
 fn nmnist_sample_matches_readme() {
-    let Some(p) = common::shared_data("nmnist/sample_nmnist.bin") else {
+    let Some(p) = crate::common::shared_data("nmnist/sample_nmnist.bin") else {
         return;
     };
     let e = nmnist::nmnist_from_path(&p).unwrap();
@@ -158,7 +157,7 @@ fn nmnist_sample_matches_readme() {
 
 #[test]
 fn nmnist_small_loader_builds_frames() {
-    let Some(dir) = common::shared_data("nmnist/NMNISTsmall") else {
+    let Some(dir) = crate::common::shared_data("nmnist/NMNISTsmall") else {
         return;
     };
     let split = nmnist::load_nmnist_small(&dir, 4, SplitBy::Number).unwrap();
@@ -194,7 +193,7 @@ fn nmnist_small_loader_builds_frames() {
 
 #[test]
 fn aedat2_header_sample() {
-    let Some(p) = common::shared_data("events/tonic/sample_aedat_header.aedat") else {
+    let Some(p) = crate::common::shared_data("events/tonic/sample_aedat_header.aedat") else {
         return;
     };
     let a = aedat2::aedat2_from_path(&p).unwrap();
@@ -247,7 +246,7 @@ fn aedat2_synthetic_records() {
 
 #[test]
 fn ncars_dat_sample() {
-    let Some(p) = common::shared_data("events/tonic/sample_ncars.dat") else {
+    let Some(p) = crate::common::shared_data("events/tonic/sample_ncars.dat") else {
         return;
     };
     let f = prophesee_dat::dat_from_path(&p).unwrap();
@@ -328,7 +327,7 @@ fn npy_structured_and_plain() {
 
 #[test]
 fn aedat4_sample() {
-    let Some(p) = common::shared_data("events/tonic/sample.aedat4") else {
+    let Some(p) = crate::common::shared_data("events/tonic/sample.aedat4") else {
         return;
     };
     let a = aedat4::aedat4_from_path(&p).unwrap();
@@ -350,7 +349,7 @@ fn aedat4_sample() {
 /// ST-MNIST sample (README section 5): one compressed `spiketrain`, 101 × 2346 doubles.
 #[test]
 fn stmnist_mat_sample() {
-    let Some(p) = common::shared_data("events/tonic/sample_stmnist.mat") else {
+    let Some(p) = crate::common::shared_data("events/tonic/sample_stmnist.mat") else {
         return;
     };
     let arrays = mat::mat_from_path(&p).unwrap();
@@ -383,10 +382,10 @@ fn stmnist_mat_sample() {
 }
 
 /// Cell, struct and char arrays from the MathWorks Level 5 specification (no real `.mat` split
-/// list is on this machine: `common::mat5` writes the bytes), plain and `miCOMPRESSED`.
+/// list is on this machine: `crate::common::mat5` writes the bytes), plain and `miCOMPRESSED`.
 #[test]
 fn mat_cells_structs_and_chars_from_the_spec() {
-    use common::mat5::*;
+    use crate::common::mat5::*;
     use mat::MatValue;
     let vars = vec![
         // Stanford Dogs layout: N × 1 cell of 1 × L char, N × 1 double labels stored as miUINT8
@@ -690,7 +689,7 @@ fn aedat4_repack(b: &[u8], packets: usize, zstd: bool) -> Vec<u8> {
 /// re-encoded with `ruzstd` (compression set to 3), must give the same events as the LZ4 original.
 #[test]
 fn aedat4_zstd_packets() {
-    let Some(p) = common::shared_data("events/tonic/sample.aedat4") else {
+    let Some(p) = crate::common::shared_data("events/tonic/sample.aedat4") else {
         return;
     };
     let b = std::fs::read(&p).unwrap();

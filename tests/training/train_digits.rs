@@ -7,10 +7,9 @@ use tks::train::{TrainHooks, train};
 
 /// burn's random generator is per device and process-wide: runs in parallel test threads would
 /// draw from it in turn, so the runs of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(config: &RunConfig) -> tks::train::TrainOutcome {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     let data = digits::load().expect("embedded digits");
     let objective = config.objective().expect("objective");
     train(

@@ -5,14 +5,13 @@
 //! teacher, and the gradients w.r.t. the per-timestep logits (TKS with the teacher attached and
 //! detached). Inputs and parameters come from the files only. Tolerance `|a−b| ≤ 1e-5 + 1e-4·|b|`.
 
-mod common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
 use tks::model::SnnOutput;
 use tks::objective::{Baseline, Objective, Progress, Tet, Tks};
 
-use common::{GoldenKind, array, assert_close, field, golden_files_of_kind, number};
+use crate::common::{GoldenKind, array, assert_close, field, golden_files_of_kind, number};
 
 /// Output keys of a loss case this test knows how to check.
 const KNOWN_OUTPUTS: [&str; 12] = [
@@ -143,7 +142,7 @@ fn check_alpha_schedule(file: &str, rows: &[Value]) -> usize {
 fn check_case(file: &str, json: &Value) -> usize {
     let name = format!(
         "{file} {}",
-        common::case_name(json).unwrap_or("<unnamed case>")
+        crate::common::case_name(json).unwrap_or("<unnamed case>")
     );
     let inputs = field(json, "inputs", &name);
     let (out_shape, out) = array(field(inputs, "out", &name), &format!("{name} inputs.out"));

@@ -1,19 +1,18 @@
 //! The LIF neuron against the PyTorch reference's golden vectors (`lif.json`, TET's `LIFSpike`),
 //! on both paths: the plain-ops reference and the fused kernel (`tks::neuron::fused`).
 //!
-//! Every case of every LIF golden file in [`common::golden_dir`] is replayed with the shapes,
+//! Every case of every LIF golden file in [`crate::common::golden_dir`] is replayed with the shapes,
 //! surrogate, threshold, decay and reset taken from the file: forward spikes (exactly), the
 //! membrane before reset and after the last step, and the BPTT input gradients
 //! `d Σ spikes / dx` and `d Σ spikes ⊙ G / dx`, with and without `detach_reset`.
 
-mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use tks::neuron::{NeuronConfig, NeuronKind, ResetMode};
 use tks::surrogate::Surrogate;
 
-use common::{GoldenKind, array, assert_close, field, number};
+use crate::common::{GoldenKind, array, assert_close, field, number};
 
 /// Parameter keys of a LIF case that this test understands.
 const KNOWN_PARAMS: [&str; 7] = [
@@ -237,7 +236,7 @@ fn check_forward(run: &Run, outputs: &Value, x_shape: &[usize], what: &str) {
 
 /// Checks one LIF case; returns the number of compared arrays.
 fn check_case(path: LifPath, case: &Value, file: &str) -> usize {
-    let name = common::case_name(case).unwrap_or("<unnamed>");
+    let name = crate::common::case_name(case).unwrap_or("<unnamed>");
     let what = format!("{file}:{name}");
     let params = field(case, "params", &what);
     let config = config_from(params, &what);
@@ -277,7 +276,7 @@ fn check_case(path: LifPath, case: &Value, file: &str) -> usize {
 
 /// Checks every LIF case of every golden file on `path`.
 fn check_all(path: LifPath) {
-    let Some(files) = common::golden_files_of_kind(GoldenKind::Lif) else {
+    let Some(files) = crate::common::golden_files_of_kind(GoldenKind::Lif) else {
         return;
     };
     let mut cases = 0;

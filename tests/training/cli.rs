@@ -1,8 +1,7 @@
 //! The `tks` binary: bad input gives a clear error naming the field or file, never a panic.
 
-mod common;
 
-use common::run_tks as tks;
+use crate::common::run_tks as tks;
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tks-cli-{}", std::process::id()));

@@ -9,7 +9,6 @@ use tks::train::{TrainHooks, TrainOutcome, train};
 
 /// burn's random generator is per device and process-wide: runs in parallel test threads would
 /// draw from it in turn, so the runs of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(name: &str) -> TrainOutcome {
     let mut config = RunConfig {
@@ -20,7 +19,7 @@ fn run(name: &str) -> TrainOutcome {
     let objective = config.objective().expect("objective builds");
     assert_eq!(objective.name(), name);
     let data = digits::load().expect("embedded digits");
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     let outcome = train(
         &config.model,
         &config.train,

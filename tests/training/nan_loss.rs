@@ -14,7 +14,6 @@ use tks::train::TrainHooks;
 use tks::train::checkpoint::{Checkpoint, RunDir, run_files, train_in_dir};
 
 /// burn's device generator is process-wide: the runs of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The baseline loss, except at one (0-based) epoch and step, where it is `value`.
 struct PoisonAt {
@@ -88,7 +87,7 @@ fn expect_non_finite(e: TrainError, epoch: usize, step: usize, value: &str) {
 
 #[test]
 fn nan_mid_run_keeps_the_last_checkpoint_and_the_run_resumes() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     let cfg = config(2);
     let data = digits::load().unwrap();
     let device = Device::flex();
@@ -179,7 +178,7 @@ fn nan_mid_run_keeps_the_last_checkpoint_and_the_run_resumes() {
 
 #[test]
 fn infinite_loss_on_resume_leaves_the_run_directory_untouched() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::serial();
     let data = digits::load().unwrap();
     let device = Device::flex();
     let dir = tmp("resume");

@@ -3,7 +3,6 @@
 //! return `Ok` or `Err`, never panic (a panic fails the test). Real sample files from
 //! `../shared/data` seed the mutations when present; synthetic valid files are always used.
 
-mod common;
 
 use std::path::Path;
 
@@ -435,12 +434,12 @@ fn mat_never_panics() {
 }
 
 /// Cell, struct and char arrays (the Stanford Dogs and Cars split lists, built from the
-/// MathWorks Level 5 spec by `common::mat5`): whole files mutated, and the `miMATRIX` bytes
+/// MathWorks Level 5 spec by `crate::common::mat5`): whole files mutated, and the `miMATRIX` bytes
 /// mutated *before* compression so the mutations reach the decompressed parser past zlib's
 /// checksum.
 #[test]
 fn mat_cells_structs_chars_never_panic() {
-    use common::mat5::*;
+    use crate::common::mat5::*;
     let vars = vec![
         cell(
             "file_list",

@@ -1,0 +1,15 @@
+//! Training: objectives, the loop, checkpoints and resume, NaN handling, golden losses and the
+//! command line end to end. Tests that train take [`common::serial`]: burn's device generator is
+//! process-wide, so two seeded trainings at once would interleave their draws.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod nan_loss;
+mod objectives_aux;
+mod objectives_train;
+mod resume;
+mod train_digits;
+mod golden_losses;
+mod cli;
+mod cli_analysis;

@@ -17,14 +17,19 @@
 //! On tensors, [`Surrogate::spike`] returns the exact step in the forward pass and carries
 //! `g(v)` in the backward pass. It does this with the straight-through construction
 //! `H(v) + (P(v) − stopgrad(P(v)))`, where `P` is an antiderivative of `g` built from
-//! differentiable tensor operations, so autodiff yields exactly `g(v)`. The scalar
-//! [`Surrogate::derivative`] is the same formula for kernels and tests.
+//! differentiable tensor operations, so autodiff yields exactly `g(v)`.
+//!
+//! The scalar `g(v)` exists once, in [`scalar`]: the fused kernels evaluate it in f32
+//! ([`Surrogate::with_grad`], [`Surrogate::grad_f32`]) and [`Surrogate::derivative`] in f64; the
+//! tests check it against the autodiff gradient of `P`.
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
 use crate::error::{ConfigError, check_positive};
+
+pub mod scalar;
 
 /// A surrogate derivative for the spike function, with its parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,35 +126,6 @@ impl Surrogate {
             }
             Surrogate::Rectangle { width } => check_positive("surrogate.width", width),
             Surrogate::Bireal => Ok(()),
-        }
-    }
-
-    /// `g(v)`: the surrogate derivative at `v = h − threshold`.
-    pub fn derivative(&self, v: f64) -> f64 {
-        match *self {
-            Surrogate::Triangle { gamma } => (gamma - v.abs()).max(0.0) / (gamma * gamma),
-            Surrogate::Sigmoid { alpha } => {
-                let s = 1.0 / (1.0 + (-alpha * v).exp());
-                alpha * s * (1.0 - s)
-            }
-            Surrogate::Atan { alpha } => {
-                let z = PI / 2.0 * alpha * v;
-                alpha / 2.0 / (1.0 + z * z)
-            }
-            Surrogate::Rectangle { width } => {
-                if v.abs() < width / 2.0 {
-                    1.0 / width
-                } else {
-                    0.0
-                }
-            }
-            Surrogate::Bireal => {
-                if v.abs() < 1.0 {
-                    2.0 - 2.0 * v.abs()
-                } else {
-                    0.0
-                }
-            }
         }
     }
 

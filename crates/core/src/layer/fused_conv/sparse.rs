@@ -1,0 +1,515 @@
+//! The spike-aware path: the index of one sample's non-zeros ([`Spikes`]) or channel bit masks
+//! ([`Bits`]), the tap-stationary [`scatter`] (forward and weight gradient) and the
+//! output-stationary [`gather`] (forward on binary input), compiled for the best vector unit
+//! found at run time, and the weight layouts they read.
+
+use super::dense::transpose;
+use super::kernel::{Geom, Value};
+use crate::layer::fused_ops::simd_dispatch;
+
+/// The weight as `[k_h, k_w, C_in, C_out]` from `wt` `[K, C_out]` (rows `(c, u, t)`).
+pub(super) fn hwio_weight(g: &Geom, wt: &[f32]) -> Vec<f32> {
+    let co = g.cout;
+    let mut wh = vec![0.0f32; wt.len()];
+    for ci in 0..g.cin {
+        for u in 0..g.kh {
+            for t in 0..g.kw {
+                let src = ((ci * g.kh + u) * g.kw + t) * co;
+                let dst = ((u * g.kw + t) * g.cin + ci) * co;
+                wh[dst..dst + co].copy_from_slice(&wt[src..src + co]);
+            }
+        }
+    }
+    wh
+}
+
+/// `wt` `[K, C_out]`: the weight `[C_out, K]` transposed.
+pub(super) fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
+    let (k, co) = (g.k(), g.cout);
+    let mut wt = vec![0.0f32; k * co];
+    transpose(w, k, co, k, &mut wt, co, &[]);
+    wt
+}
+
+/// The output row tiles of the spike-aware path: `(oy0, oy1, q0, pixels)` for rows
+/// `oy0..oy1` of `rows` rows each (the last one shorter), starting at output pixel `q0`.
+pub(super) fn row_tiles(g: &Geom, rows: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let (oh, ow) = (g.oh, g.ow);
+    (0..oh).step_by(rows).map(move |oy0| {
+        let oy1 = (oy0 + rows).min(oh);
+        (oy0, oy1, oy0 * ow, (oy1 - oy0) * ow)
+    })
+}
+
+
+/// The non-zeros of one sample `[C_in, H, W]`, input row by input row.
+#[derive(Default)]
+pub struct Spikes {
+    /// `starts[r]..starts[r + 1]` index `cols`/`vals` of row `r = c·H + i`.
+    starts: Vec<usize>,
+    /// Column `j` of each non-zero.
+    cols: Vec<u32>,
+    /// Its value.
+    vals: Vec<f32>,
+    /// Whether every non-zero is exactly 1 (spikes): the inner loop then only adds.
+    binary: bool,
+}
+
+impl Spikes {
+    /// Indexes the non-zeros of `x` (buffers are reused between calls).
+    pub fn index<V: Value>(&mut self, g: &Geom, x: &[V]) {
+        assert_eq!(x.len(), g.cin * g.h * g.w, "fused conv: sample length");
+        let rows = g.cin * g.h;
+        self.starts.clear();
+        self.starts.reserve(rows + 1);
+        self.starts.push(0);
+        // Branch-free compaction: every value is written at the cursor, which only
+        // moves on for a non-zero (one spare slot at the end).
+        self.cols.resize(x.len() + 1, 0);
+        self.vals.resize(x.len() + 1, 0.0);
+        let (cols, vals) = (&mut self.cols[..], &mut self.vals[..]);
+        let mut n = 0usize;
+        let mut binary = true;
+        for row in x.chunks_exact(g.w) {
+            for (j, &v) in row.iter().enumerate() {
+                let v = v.get();
+                cols[n] = j as u32;
+                vals[n] = v;
+                n += usize::from(v != 0.0);
+                binary &= v == 0.0 || v == 1.0;
+            }
+            self.starts.push(n);
+        }
+        self.binary = binary;
+    }
+}
+
+/// Output rows per tile: the tile `[rows·W', C_out]` stays within ≈ 16 KiB, so it and
+/// the weight rows of one input channel share the L1 cache.
+pub fn tile_rows(g: &Geom) -> usize {
+    (4096 / (g.ow * g.cout).max(1)).clamp(1, g.oh.max(1))
+}
+
+/// For every non-zero `x[c, i, j] = v` and every kernel tap `(u, t)` that maps it to an
+/// output pixel `o` in rows `oy0..oy1` (tile-local index `q`):
+/// * `forward`: `acc[q, :] += v · rows[(c, u, t), :]` (`rows` = `Wᵀ` `[K, C_out]`,
+///   `acc` = the output tile `[(oy1 − oy0)·W', C_out]`);
+/// * otherwise (weight gradient): `acc[(c, u, t), :] += v · rows[q, :]` (`rows` = the
+///   output-gradient tile `[(oy1 − oy0)·W', C_out]`, `acc` = `dWᵀ` `[K, C_out]`).
+pub fn scatter(
+    g: &Geom,
+    sp: &Spikes,
+    (oy0, oy1): (usize, usize),
+    rows: &[f32],
+    acc: &mut [f32],
+    forward: bool,
+) {
+    let tile = (oy1 - oy0) * g.ow * g.cout;
+    let taps = g.k() * g.cout;
+    assert!(oy0 < oy1 && oy1 <= g.oh, "fused conv: tile rows");
+    assert_eq!(sp.starts.len(), g.cin * g.h + 1, "fused conv: spike index");
+    assert_eq!(
+        rows.len(),
+        if forward { taps } else { tile },
+        "fused conv: rows"
+    );
+    assert_eq!(
+        acc.len(),
+        if forward { tile } else { taps },
+        "fused conv: acc"
+    );
+    scatter_compiled(g, sp, (oy0, oy1), rows, acc, forward)
+}
+
+simd_dispatch! { avx512;
+    /// `scatter_generic` compiled for the best vector unit found at run time (its body
+    /// is inlined there, so its loops are vectorized for that unit).
+    fn scatter_compiled[](
+        g: &Geom, sp: &Spikes, tile: (usize, usize), rows: &[f32], acc: &mut [f32],
+        forward: bool
+    ) => scatter_generic[]
+}
+
+/// One binary sample `[C_in, H, W]` as channel bit masks per pixel: `bits[(i·W + j)·words
+/// + c / 64]` has bit `c % 64` set where `x[c, i, j] = 1` (the input of [`gather`]).
+#[derive(Default)]
+pub struct Bits {
+    words: usize,
+    bits: Vec<u64>,
+}
+
+impl Bits {
+    /// Builds the masks of `x`; `false` (masks unusable) when a value is not 0 or 1.
+    pub fn index<V: Value>(&mut self, g: &Geom, x: &[V]) -> bool {
+        assert_eq!(x.len(), g.cin * g.h * g.w, "fused conv: sample length");
+        let (hw, words) = (g.h * g.w, g.cin.div_ceil(64));
+        self.words = words;
+        self.bits.clear();
+        self.bits.resize(hw * words, 0);
+        let mut binary = true;
+        for (ci, plane) in x.chunks_exact(hw).enumerate() {
+            let (wd, shift) = (ci / 64, ci % 64);
+            let bits = &mut self.bits[wd..];
+            for (p, v) in plane.iter().enumerate() {
+                let v = v.get();
+                binary &= v == 0.0 || v == 1.0;
+                bits[p * words] |= u64::from(v != 0.0) << shift;
+            }
+        }
+        binary
+    }
+}
+
+/// Whether [`gather`] handles `g` (its output channels are a register-block multiple)
+/// and is the faster forward: with fewer than 64 input channels a pixel's mask holds
+/// too few spikes to pay for its bookkeeping, and the scatter wins (measured with
+/// `tks bench --conv-micro`: 16 → 32 channels at 48×48, 10–20 % spikes, gather ≈ 1.3×
+/// slower; 64 → 64 and 128 → 128, 5–30 %: gather 1.2–2× faster).
+pub fn gather_supports(g: &Geom) -> bool {
+    g.cin >= 64 && (matches!(g.cout, 16 | 32 | 64) || g.cout.is_multiple_of(BLOCK))
+}
+
+/// Output-stationary forward for binary input: for every output pixel of rows
+/// `oy0..oy1` and block of output channels, the sum of the weight rows of the active
+/// `(tap, input channel)` pairs is kept in registers (found from the pixels' channel
+/// masks) and written once: `tile[q, :] = Σ w_hwio[(u·k_w + t)·C_in + c, :]`, with
+/// `w_hwio` the weight as `[k_h, k_w, C_in, C_out]` and `tile` `[(oy1 − oy0)·W', C_out]`.
+/// One load per weight vector and no store per spike (the scatter's forward needs a load
+/// and a store of the output per spike and tap).
+pub fn gather(
+    g: &Geom,
+    bits: &Bits,
+    tile: (usize, usize),
+    w_hwio: &[f32],
+    out: &mut [f32],
+) {
+    let (oy0, oy1) = tile;
+    assert!(oy0 < oy1 && oy1 <= g.oh, "fused conv: tile rows");
+    assert!(gather_supports(g), "fused conv: gather channel count");
+    assert_eq!(bits.words, g.cin.div_ceil(64), "fused conv: channel masks");
+    assert_eq!(
+        bits.bits.len(),
+        g.h * g.w * bits.words,
+        "fused conv: channel masks"
+    );
+    assert_eq!(w_hwio.len(), g.k() * g.cout, "fused conv: gather weight");
+    assert_eq!(
+        out.len(),
+        (oy1 - oy0) * g.ow * g.cout,
+        "fused conv: gather tile"
+    );
+    gather_compiled(g, bits, tile, w_hwio, out)
+}
+
+simd_dispatch! { avx512;
+    /// `gather_generic` compiled for the best vector unit found at run time.
+    fn gather_compiled[](
+        g: &Geom, bits: &Bits, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]
+    ) => gather_generic[]
+}
+
+#[inline(always)]
+fn gather_generic(
+    g: &Geom,
+    bits: &Bits,
+    tile: (usize, usize),
+    w_hwio: &[f32],
+    out: &mut [f32],
+) {
+    match g.cout {
+        16 => gather_impl::<16>(g, bits, tile, w_hwio, out),
+        32 => gather_impl::<32>(g, bits, tile, w_hwio, out),
+        64 => gather_impl::<64>(g, bits, tile, w_hwio, out),
+        _ => gather_impl::<BLOCK>(g, bits, tile, w_hwio, out),
+    }
+}
+
+/// [`gather`] with `CB` output channels per register block (`C_out` a multiple of it).
+#[inline(always)]
+fn gather_impl<const CB: usize>(
+    g: &Geom,
+    bits: &Bits,
+    (oy0, oy1): (usize, usize),
+    w_hwio: &[f32],
+    out: &mut [f32],
+) {
+    let (co, cin, words) = (g.cout, g.cin, bits.words);
+    let (s, pad, ow) = (g.stride, g.pad, g.ow);
+    debug_assert!(co % CB == 0);
+    let (mp, wp) = (bits.bits.as_ptr(), w_hwio.as_ptr());
+    for c0 in (0..co).step_by(CB) {
+        for oy in oy0..oy1 {
+            for ox in 0..ow {
+                let mut acc = [0.0f32; CB];
+                for u in 0..g.kh {
+                    let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                        continue;
+                    };
+                    if iy >= g.h {
+                        break;
+                    }
+                    for t in 0..g.kw {
+                        let Some(ix) = (ox * s + t).checked_sub(pad) else {
+                            continue;
+                        };
+                        if ix >= g.w {
+                            break;
+                        }
+                        let base = (iy * g.w + ix) * words;
+                        let row0 = (u * g.kw + t) * cin;
+                        for wd in 0..words {
+                            // SAFETY: iy < H, ix < W and wd < words index the masks.
+                            let mut m = unsafe { *mp.add(base + wd) };
+                            while m != 0 {
+                                let ci = wd * 64 + m.trailing_zeros() as usize;
+                                m &= m - 1;
+                                debug_assert!(ci < cin);
+                                // SAFETY: row0 + ci < K and c0 + CB ≤ C_out.
+                                let wr = unsafe { wp.add((row0 + ci) * co + c0) };
+                                for (i, a) in acc.iter_mut().enumerate() {
+                                    // SAFETY: i < CB (see above).
+                                    *a += unsafe { *wr.add(i) };
+                                }
+                            }
+                        }
+                    }
+                }
+                let q = (oy - oy0) * ow + ox;
+                out[q * co + c0..q * co + c0 + CB].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// The output column fed by input column `ix` through kernel column `t`
+/// (`ox·s = ix + pad − t`, `0 ≤ ox < W'`), if any.
+#[inline(always)]
+fn output_col(ix: usize, t: usize, pad: usize, s: usize, ow: usize) -> Option<usize> {
+    let num = (ix + pad).checked_sub(t)?;
+    if s > 1 && num % s != 0 {
+        return None;
+    }
+    let ox = num / s;
+    (ox < ow).then_some(ox)
+}
+
+/// Channels handled per pass: one block's row of weights (or of the weight gradient)
+/// lives in vector registers while the spikes stream past.
+const BLOCK: usize = 128;
+
+#[inline(always)]
+fn scatter_generic(
+    g: &Geom,
+    sp: &Spikes,
+    tile: (usize, usize),
+    rows: &[f32],
+    acc: &mut [f32],
+    forward: bool,
+) {
+    match (sp.binary, forward) {
+        (true, true) => scatter_co::<true, true>(g, sp, tile, rows, acc),
+        (true, false) => scatter_co::<true, false>(g, sp, tile, rows, acc),
+        (false, true) => scatter_co::<false, true>(g, sp, tile, rows, acc),
+        (false, false) => scatter_co::<false, false>(g, sp, tile, rows, acc),
+    }
+}
+
+/// [`scatter_impl`] with the channel block width fixed at compile time where the
+/// output channel count is a common one (0 = run-time width).
+#[inline(always)]
+fn scatter_co<const BINARY: bool, const FORWARD: bool>(
+    g: &Geom,
+    sp: &Spikes,
+    tile: (usize, usize),
+    rows: &[f32],
+    acc: &mut [f32],
+) {
+    let row3 = g.kw == 3;
+    match g.cout {
+        16 if row3 => scatter_row3::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
+        32 if row3 => scatter_row3::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
+        64 if row3 => scatter_row3::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
+        16 => scatter_impl::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
+        32 => scatter_impl::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
+        64 => scatter_impl::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
+        c if c % BLOCK == 0 => {
+            scatter_impl::<BINARY, FORWARD, BLOCK>(g, sp, tile, rows, acc)
+        }
+        _ => scatter_impl::<BINARY, FORWARD, 0>(g, sp, tile, rows, acc),
+    }
+}
+
+/// [`scatter_impl`] for kernels 3 wide and at most 64 output channels (`CO`): the three
+/// taps `(c, u, 0..3)` of a kernel row are held in registers together, so each spike is
+/// read once per kernel row instead of once per tap (the per-spike bookkeeping is what
+/// costs most when a tap's row is only one to four vectors).
+#[inline(always)]
+fn scatter_row3<const BINARY: bool, const FORWARD: bool, const CO: usize>(
+    g: &Geom,
+    sp: &Spikes,
+    (oy0, oy1): (usize, usize),
+    rows: &[f32],
+    acc: &mut [f32],
+) {
+    debug_assert!(g.kw == 3 && g.cout == CO);
+    let (s, pad, ow) = (g.stride, g.pad, g.ow);
+    let pixels = (oy1 - oy0) * ow;
+    let (acc_rows, src_rows) = if FORWARD {
+        (pixels, g.k())
+    } else {
+        (g.k(), pixels)
+    };
+    assert!(acc.len() >= acc_rows * CO && rows.len() >= src_rows * CO);
+    let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
+    let mut reg = [[0.0f32; CO]; 3];
+    for ci in 0..g.cin {
+        for u in 0..g.kh {
+            let tap0 = (ci * g.kh + u) * 3;
+            for (t, r) in reg.iter_mut().enumerate() {
+                if FORWARD {
+                    r.copy_from_slice(&rows[(tap0 + t) * CO..(tap0 + t + 1) * CO]);
+                } else {
+                    *r = [0.0; CO];
+                }
+            }
+            for oy in oy0..oy1 {
+                let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                    continue;
+                };
+                if iy >= g.h {
+                    break;
+                }
+                let r = ci * g.h + iy;
+                let qrow = (oy - oy0) * ow;
+                for e in sp.starts[r]..sp.starts[r + 1] {
+                    let ix = sp.cols[e] as usize;
+                    let v = sp.vals[e];
+                    for (t, wr) in reg.iter_mut().enumerate() {
+                        // ox·s = ix + pad − t, 0 ≤ ox < W'.
+                        let Some(ox) = output_col(ix, t, pad, s, ow) else {
+                            continue;
+                        };
+                        let q = qrow + ox;
+                        debug_assert!(q < pixels);
+                        if FORWARD {
+                            // SAFETY: q < pixels = acc_rows (the checks above).
+                            let dst = unsafe { accp.add(q * CO) };
+                            for (i, w) in wr.iter().enumerate() {
+                                // SAFETY: i < CO.
+                                unsafe {
+                                    *dst.add(i) += if BINARY { *w } else { v * w };
+                                }
+                            }
+                        } else {
+                            // SAFETY: q < pixels = src_rows (the checks above).
+                            let src = unsafe { rowp.add(q * CO) };
+                            for (i, a) in wr.iter_mut().enumerate() {
+                                // SAFETY: i < CO.
+                                let x = unsafe { *src.add(i) };
+                                *a += if BINARY { x } else { v * x };
+                            }
+                        }
+                    }
+                }
+            }
+            if !FORWARD {
+                for (t, r) in reg.iter().enumerate() {
+                    let dst = &mut acc[(tap0 + t) * CO..(tap0 + t + 1) * CO];
+                    for (d, a) in dst.iter_mut().zip(r) {
+                        *d += a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tap-stationary scatter: for every kernel tap `(c, u, t)` and channel block, the
+/// tap's weight row (forward) or weight-gradient row (backward) is held in registers
+/// while the spikes of input channel `c` that this tap maps into the tile stream past;
+/// the forward then does one load + one store per output vector, the weight gradient
+/// one load.
+#[inline(always)]
+fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
+    g: &Geom,
+    sp: &Spikes,
+    (oy0, oy1): (usize, usize),
+    rows: &[f32],
+    acc: &mut [f32],
+) {
+    let (co, s, pad, ow) = (g.cout, g.stride, g.pad, g.ow);
+    let pixels = (oy1 - oy0) * ow;
+    let (acc_rows, src_rows) = if FORWARD {
+        (pixels, g.k())
+    } else {
+        (g.k(), pixels)
+    };
+    assert!(acc.len() >= acc_rows * co && rows.len() >= src_rows * co);
+    let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
+    let mut reg = [0.0f32; BLOCK];
+    for c0 in (0..co).step_by(BLOCK) {
+        let width = if CB > 0 { CB } else { (co - c0).min(BLOCK) };
+        debug_assert!(c0 + width <= co);
+        for ci in 0..g.cin {
+            for u in 0..g.kh {
+                for t in 0..g.kw {
+                    let tap = (ci * g.kh + u) * g.kw + t;
+                    if FORWARD {
+                        reg[..width]
+                            .copy_from_slice(&rows[tap * co + c0..tap * co + c0 + width]);
+                    } else {
+                        reg[..width].fill(0.0);
+                    }
+                    for oy in oy0..oy1 {
+                        // The input row this tap reads for output row oy.
+                        let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                            continue;
+                        };
+                        if iy >= g.h {
+                            break;
+                        }
+                        let r = ci * g.h + iy;
+                        let qrow = (oy - oy0) * ow;
+                        for e in sp.starts[r]..sp.starts[r + 1] {
+                            let ix = sp.cols[e] as usize;
+                            let Some(ox) = output_col(ix, t, pad, s, ow) else {
+                                // Columns ascend: past the right edge, stop.
+                                if ix + pad >= t + ow * s {
+                                    break;
+                                }
+                                continue;
+                            };
+                            let q = qrow + ox;
+                            let v = sp.vals[e];
+                            debug_assert!(q < pixels);
+                            if FORWARD {
+                                // SAFETY: q < pixels = acc_rows and c0 + width ≤ co.
+                                let dst = unsafe { accp.add(q * co + c0) };
+                                for (i, r) in reg[..width].iter().enumerate() {
+                                    // SAFETY: i < width (see above).
+                                    unsafe {
+                                        *dst.add(i) += if BINARY { *r } else { v * r };
+                                    }
+                                }
+                            } else {
+                                // SAFETY: q < pixels = src_rows and c0 + width ≤ co.
+                                let src = unsafe { rowp.add(q * co + c0) };
+                                for (i, r) in reg[..width].iter_mut().enumerate() {
+                                    // SAFETY: i < width (see above).
+                                    let x = unsafe { *src.add(i) };
+                                    *r += if BINARY { x } else { v * x };
+                                }
+                            }
+                        }
+                    }
+                    if !FORWARD {
+                        let dst = &mut acc[tap * co + c0..tap * co + c0 + width];
+                        for (d, r) in dst.iter_mut().zip(&reg[..width]) {
+                            *d += r;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

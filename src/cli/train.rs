@@ -300,15 +300,8 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     Ok(())
 }
 
-fn arch_name(config: &RunConfig) -> String {
-    toml::to_string(&config.model)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("arch"))
-                .map(|l| l.replace("arch = ", "").replace('"', ""))
-        })
-        .unwrap_or_default()
+fn arch_name(config: &RunConfig) -> &'static str {
+    config.model.arch()
 }
 
 fn print_eval(r: &EvalReport) {

@@ -287,7 +287,7 @@ fn baseline_gradient_matches_finite_differences_and_closed_form() {
             logits,
             stage: None,
         };
-        Baseline.loss(&output, targets(), progress())
+        Baseline {}.loss(&output, targets(), progress())
     };
 
     let logits = tensor(&logits_values, [STEPS, BATCH, C], &device).require_grad();

@@ -9,3 +9,4 @@ mod fused_conv;
 mod fused_layers;
 mod golden_lif;
 mod gradcheck;
+mod policy;

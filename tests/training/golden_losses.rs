@@ -184,7 +184,7 @@ fn check_case(file: &str, json: &Value) -> usize {
         checks += 1;
     }
     if has("baseline_loss") || has("baseline_grad") {
-        let (loss, grad) = case.loss_and_grad(&Baseline);
+        let (loss, grad) = case.loss_and_grad(&Baseline {});
         if has("baseline_loss") {
             checks += check(&case, "baseline_loss", &[], &[loss]);
         }

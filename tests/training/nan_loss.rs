@@ -28,7 +28,7 @@ impl Objective for PoisonAt {
     }
 
     fn loss(&self, output: &SnnOutput, targets: Tensor<1, Int>, progress: Progress) -> Tensor<1> {
-        let loss = Baseline.loss(output, targets, progress);
+        let loss = Baseline {}.loss(output, targets, progress);
         if (progress.epoch, progress.step) == (self.epoch, self.step) {
             // Through the graph, as a diverging model would produce it.
             loss.mul_scalar(0.0).add_scalar(self.value)
@@ -139,7 +139,7 @@ fn nan_mid_run_keeps_the_last_checkpoint_and_the_run_resumes() {
         None,
         Some(&dir),
         &cfg,
-        &Baseline,
+        &Baseline {},
         &data,
         &device,
         TrainHooks::default(),
@@ -150,7 +150,7 @@ fn nan_mid_run_keeps_the_last_checkpoint_and_the_run_resumes() {
         Some(&straight_dir),
         None,
         &cfg,
-        &Baseline,
+        &Baseline {},
         &data,
         &device,
         TrainHooks::default(),

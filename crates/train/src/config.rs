@@ -108,12 +108,7 @@ impl RunConfig {
 
     /// The neuron configuration of the model, for flag overrides.
     pub fn neuron_mut(&mut self) -> &mut NeuronConfig {
-        match &mut self.model {
-            ModelConfig::SmallCnn(c) => &mut c.neuron,
-            ModelConfig::VggSnn(c) => &mut c.neuron,
-            ModelConfig::ResNet19(c) => &mut c.neuron,
-            ModelConfig::SewResNet(c) => &mut c.neuron,
-        }
+        self.model.neuron_mut()
     }
 }
 
@@ -121,13 +116,7 @@ impl RunConfig {
 /// BKD's teacher).
 pub fn ann_model(model: &ModelConfig) -> ModelConfig {
     let mut model = model.clone();
-    let neuron = match &mut model {
-        ModelConfig::SmallCnn(c) => &mut c.neuron,
-        ModelConfig::VggSnn(c) => &mut c.neuron,
-        ModelConfig::ResNet19(c) => &mut c.neuron,
-        ModelConfig::SewResNet(c) => &mut c.neuron,
-    };
-    neuron.kind = tks_core::neuron::NeuronKind::Relu;
+    model.neuron_mut().kind = tks_core::neuron::NeuronKind::Relu;
     model
 }
 
@@ -176,7 +165,7 @@ mod tests {
 
     #[test]
     fn objective_table_and_shorthand() {
-        use crate::objective::{LabelSmoothing, Tet, Tks};
+        use crate::objective::{Baseline, LabelSmoothing, Tet, Tks};
         let c = RunConfig::from_toml(
             "[objective]\nname = \"tks\"\ntemperature = 5.0\nalpha = 0.3\ndetach_teacher = true\n",
             "r.toml",
@@ -200,7 +189,7 @@ mod tests {
         );
         assert_eq!(
             RunConfig::from_toml("", "r.toml").unwrap().objective,
-            ObjectiveConfig::Baseline {}
+            ObjectiveConfig::Baseline(Baseline {})
         );
         for name in ["baseline", "ls", "tet", "tks"] {
             assert_eq!(objective_by_name(name).unwrap().name(), name);

@@ -2,15 +2,6 @@
 //! `[T, B, classes]` (the "sub-model" outputs whose mean is the prediction), and can expose the
 //! output of an intermediate stage for objectives that need it (TSSD, BKD).
 
-mod resnet19;
-mod sew_resnet;
-mod small_cnn;
-mod vgg_snn;
-
-pub use resnet19::{BasicBlock, MlpHead, ResNet19, ResNet19Config};
-pub use sew_resnet::{SewBasicBlock, SewBlock, SewBottleneck, SewHead, SewResNet, SewResNetConfig};
-pub use small_cnn::{SmallCnn, SmallCnnConfig};
-pub use vgg_snn::{VggSnn, VggSnnConfig, VggStage};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -18,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::kernels::{KernelPolicy, SetKernels};
+use crate::neuron::NeuronConfig;
 
 /// A channel count `c` scaled by the width multiplier: `max(1, round(c·width))`.
 pub(crate) fn scaled(c: usize, width: f64) -> usize {
@@ -64,33 +56,142 @@ pub struct SnnOutput {
     pub stage: Option<Tensor<5>>,
 }
 
-/// Configuration of any model (the `[model]` table of a recipe, tagged by `arch`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "arch", rename_all = "snake_case")]
-pub enum ModelConfig {
+/// The configuration side of an architecture: what the `[model]` table describes.
+///
+/// Object-safe, so [`ModelConfig`] can hand out `&dyn ArchitectureInfo` for any architecture.
+pub trait ArchitectureInfo {
+    /// Checks the configuration without building the model (names the first bad field).
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// Number of output classes.
+    fn num_classes(&self) -> usize;
+    /// Expected input `[C, H, W]` of one frame.
+    fn input_shape(&self) -> [usize; 3];
+    /// The spiking neuron of every layer (for flag overrides and the ANN mode).
+    fn neuron_mut(&mut self) -> &mut NeuronConfig;
+}
+
+/// An architecture's configuration, which builds its network.
+pub trait Architecture: ArchitectureInfo {
+    /// The network it builds.
+    type Net: Network;
+    /// Builds the network, validating the configuration first.
+    fn build(&self, device: &Device) -> Result<Self::Net, ConfigError>;
+}
+
+/// A spiking network as a trunk (frames → the input of the head) and a head (→ logits). The
+/// forward passes every objective and analysis uses are written once, here.
+pub trait Network: SetKernels {
+    /// Frames `[T, B, C, H, W]` → the head's input `[T, B, F]`, plus the output of the
+    /// intermediate stage when `with_stage` (for TSSD and BKD).
+    fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>);
+
+    /// The head's input `[T, B, F]` → logits `[T, B, classes]` and the penultimate features
+    /// (the last linear layer's input).
+    fn head(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>);
+
+    /// Logits plus (when `with_stage`) the intermediate stage's output.
+    fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
+        let (features, stage) = self.trunk(x, with_stage);
+        SnnOutput {
+            logits: self.head(features).0,
+            stage,
+        }
+    }
+
+    /// Per-timestep logits `[T, B, classes]` and penultimate features `[T, B, F]`.
+    fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
+        self.head(self.trunk(x, false).0)
+    }
+}
+
+/// The model registry: one line per architecture,
+/// `file: Variant(Config => Network) = "arch tag";`. It declares the module `file` (re-exporting
+/// its public items) and generates [`ModelConfig`] (the `[model]` table, tagged by `arch`),
+/// [`Model`] and their dispatch.
+macro_rules! models {
+    ($($(#[$doc:meta])* $module:ident: $variant:ident($config:ty => $net:ty) = $tag:literal;)+) => {
+        $(mod $module; pub use $module::*;)+
+
+        /// Configuration of any model (the `[model]` table of a recipe, tagged by `arch`).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "arch")]
+        pub enum ModelConfig {
+            $($(#[$doc])* #[serde(rename = $tag)] $variant($config),)+
+        }
+
+        /// Any model built from a [`ModelConfig`].
+        #[derive(Module, Debug)]
+        #[allow(
+            clippy::large_enum_variant,
+            reason = "one model per run; burn modules cannot be boxed"
+        )]
+        pub enum Model {
+            $($(#[$doc])* $variant($net),)+
+        }
+
+        impl ModelConfig {
+            /// Every architecture tag, in registry order.
+            pub const ARCHS: &'static [&'static str] = &[$($tag),+];
+
+            /// Builds the model (default kernel policy), validating the configuration first.
+            pub fn init(&self, device: &Device) -> Result<Model, ConfigError> {
+                Ok(match self {
+                    $(ModelConfig::$variant(c) => Model::$variant(c.build(device)?),)+
+                })
+            }
+
+            /// The architecture's tag (`small_cnn`, `vgg_snn`, …).
+            pub fn arch(&self) -> &'static str {
+                match self {
+                    $(ModelConfig::$variant(_) => $tag,)+
+                }
+            }
+
+            /// The configuration as its architecture.
+            pub fn info(&self) -> &dyn ArchitectureInfo {
+                match self {
+                    $(ModelConfig::$variant(c) => c,)+
+                }
+            }
+
+            /// [`Self::info`], mutable.
+            pub fn info_mut(&mut self) -> &mut dyn ArchitectureInfo {
+                match self {
+                    $(ModelConfig::$variant(c) => c,)+
+                }
+            }
+        }
+
+        impl Model {
+            /// The network behind the enum.
+            pub fn net(&self) -> &dyn Network {
+                match self {
+                    $(Model::$variant(m) => m,)+
+                }
+            }
+
+            /// [`Self::net`], mutable.
+            pub fn net_mut(&mut self) -> &mut dyn Network {
+                match self {
+                    $(Model::$variant(m) => m,)+
+                }
+            }
+        }
+    };
+}
+
+models! {
     /// Small conv net (two conv-BN-spike blocks).
-    SmallCnn(SmallCnnConfig),
-    /// TET/TKS VGG-SNN (`arch = "vgg_snn"`).
-    VggSnn(VggSnnConfig),
-    /// ResNet-19 with tdBN (`arch = "resnet19"`).
-    #[serde(rename = "resnet19")]
-    ResNet19(ResNet19Config),
-    /// SEW-ResNet-18/19/34/50 (`arch = "sew_resnet"`, `depth = …`).
-    #[serde(rename = "sew_resnet")]
-    SewResNet(SewResNetConfig),
+    small_cnn: SmallCnn(SmallCnnConfig => SmallCnn) = "small_cnn";
+    /// TET/TKS VGG-SNN.
+    vgg_snn: VggSnn(VggSnnConfig => VggSnn) = "vgg_snn";
+    /// ResNet-19 with tdBN.
+    resnet19: ResNet19(ResNet19Config => ResNet19) = "resnet19";
+    /// SEW-ResNet-18/19/34/50 (`depth = …`).
+    sew_resnet: SewResNet(SewResNetConfig => SewResNet) = "sew_resnet";
 }
 
 impl ModelConfig {
-    /// Builds the model, validating the configuration first.
-    pub fn init(&self, device: &Device) -> Result<Model, ConfigError> {
-        Ok(match self {
-            ModelConfig::SmallCnn(c) => Model::SmallCnn(c.init(device)?),
-            ModelConfig::VggSnn(c) => Model::VggSnn(c.init(device)?),
-            ModelConfig::ResNet19(c) => Model::ResNet19(c.init(device)?),
-            ModelConfig::SewResNet(c) => Model::SewResNet(c.init(device)?),
-        })
-    }
-
     /// Builds the model with the kernel policy `kernels` on every layer and neuron.
     pub fn init_with(&self, device: &Device, kernels: &KernelPolicy) -> Result<Model, ConfigError> {
         Ok(self.init(device)?.with_kernels(kernels))
@@ -98,60 +199,28 @@ impl ModelConfig {
 
     /// Checks the configuration without building the model (names the first bad field).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match self {
-            ModelConfig::SmallCnn(c) => c.neuron.validate(),
-            ModelConfig::VggSnn(c) => c.validate(),
-            ModelConfig::ResNet19(c) => c.validate(),
-            ModelConfig::SewResNet(c) => c.validate(),
-        }
+        self.info().validate()
     }
 
     /// Number of output classes.
     pub fn num_classes(&self) -> usize {
-        match self {
-            ModelConfig::SmallCnn(c) => c.num_classes,
-            ModelConfig::VggSnn(c) => c.num_classes,
-            ModelConfig::ResNet19(c) => c.num_classes,
-            ModelConfig::SewResNet(c) => c.num_classes,
-        }
+        self.info().num_classes()
     }
 
     /// Expected input `[C, H, W]` of one frame.
     pub fn input_shape(&self) -> [usize; 3] {
-        match self {
-            ModelConfig::SmallCnn(c) => [c.in_channels, c.input_size, c.input_size],
-            ModelConfig::VggSnn(c) => [c.in_channels, c.input_size, c.input_size],
-            ModelConfig::ResNet19(c) => [c.in_channels, c.input_size, c.input_size],
-            ModelConfig::SewResNet(c) => [c.in_channels, c.input_size, c.input_size],
-        }
+        self.info().input_shape()
     }
-}
 
-/// Any model built from a [`ModelConfig`].
-#[derive(Module, Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one model per run; burn modules cannot be boxed"
-)]
-pub enum Model {
-    /// See [`SmallCnn`].
-    SmallCnn(SmallCnn),
-    /// See [`VggSnn`].
-    VggSnn(VggSnn),
-    /// See [`ResNet19`].
-    ResNet19(ResNet19),
-    /// See [`SewResNet`].
-    SewResNet(SewResNet),
+    /// The neuron configuration of every layer.
+    pub fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        self.info_mut().neuron_mut()
+    }
 }
 
 impl SetKernels for Model {
     fn set_kernels(&mut self, policy: &KernelPolicy) {
-        match self {
-            Model::SmallCnn(m) => m.set_kernels(policy),
-            Model::VggSnn(m) => m.set_kernels(policy),
-            Model::ResNet19(m) => m.set_kernels(policy),
-            Model::SewResNet(m) => m.set_kernels(policy),
-        }
+        self.net_mut().set_kernels(policy);
     }
 }
 
@@ -163,12 +232,7 @@ impl Model {
 
     /// Logits plus (when `with_stage`) the intermediate stage's output.
     pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        match self {
-            Model::SmallCnn(m) => m.forward_output(x, with_stage),
-            Model::VggSnn(m) => m.forward_output(x, with_stage),
-            Model::ResNet19(m) => m.forward_output(x, with_stage),
-            Model::SewResNet(m) => m.forward_output(x, with_stage),
-        }
+        self.net().forward_output(x, with_stage)
     }
 
     /// Per-timestep logits `[T, B, classes]` and penultimate features `[T, B, F]`: the input
@@ -176,12 +240,7 @@ impl Model {
     /// SEW-ResNet-18/34/50's globally pooled features, the hidden spikes of ResNet-19's and
     /// SEW-ResNet-19's FC-SN-FC head).
     pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
-        match self {
-            Model::SmallCnn(m) => m.forward_features(x),
-            Model::VggSnn(m) => m.forward_features(x),
-            Model::ResNet19(m) => m.forward_features(x),
-            Model::SewResNet(m) => m.forward_features(x),
-        }
+        self.net().forward_features(x)
     }
 }
 

@@ -26,7 +26,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{SnnOutput, check_classes, check_width, global_avg_pool, scaled};
+use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::{linear, spike};
 use crate::layer::{ConvBn, Norm};
@@ -88,6 +88,32 @@ pub(crate) fn check_norm(norm: Norm) -> Result<(), ConfigError> {
         crate::error::check_positive("model.norm.alpha", alpha)?;
     }
     Ok(())
+}
+
+impl ArchitectureInfo for ResNet19Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate(self)
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        [self.in_channels, self.input_size, self.input_size]
+    }
+
+    fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        &mut self.neuron
+    }
+}
+
+impl Architecture for ResNet19Config {
+    type Net = ResNet19;
+
+    fn build(&self, device: &Device) -> Result<ResNet19, ConfigError> {
+        self.init(device)
+    }
 }
 
 impl ResNet19Config {
@@ -264,6 +290,9 @@ impl ResNet19 {
     /// Index of the stage whose output is exposed (layer2).
     pub const STAGE: usize = 1;
 
+}
+
+impl Network for ResNet19 {
     /// Frames → the globally pooled output of the last stage `[T, B, C]` (+ layer2's output).
     fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let mut x = spike(&self.stem_neuron, self.stem.forward(x));
@@ -279,20 +308,9 @@ impl ResNet19 {
         (global_avg_pool(x), stage)
     }
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ layer2's output).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        let (pooled, stage) = self.trunk(x, with_stage);
-        SnnOutput {
-            logits: self.head.forward(pooled),
-            stage,
-        }
-    }
-
-    /// Logits `[T, B, classes]` and penultimate features: the head's hidden spikes `[T, B,
-    /// hidden]` (see [`MlpHead::forward_features`]).
-    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
-        let (pooled, _) = self.trunk(x, false);
-        self.head.forward_features(pooled)
+    /// The FC-SN-FC head; the features are its hidden spikes (see [`MlpHead::forward_features`]).
+    fn head(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        self.head.forward_features(x)
     }
 }
 

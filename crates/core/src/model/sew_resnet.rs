@@ -31,7 +31,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::resnet19::{MlpHead, RESNET19_HIDDEN, RESNET19_STAGES, check_norm};
-use super::{SnnOutput, check_classes, check_width, global_avg_pool, scaled};
+use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBn, ConvBnSpike, Norm, Pool, PoolKind};
@@ -85,6 +85,32 @@ struct Layout {
     stem_channels: usize,
     /// Hidden FC width of a two-layer head.
     hidden: Option<usize>,
+}
+
+impl ArchitectureInfo for SewResNetConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate(self)
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        [self.in_channels, self.input_size, self.input_size]
+    }
+
+    fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        &mut self.neuron
+    }
+}
+
+impl Architecture for SewResNetConfig {
+    type Net = SewResNet;
+
+    fn build(&self, device: &Device) -> Result<SewResNet, ConfigError> {
+        self.init(device)
+    }
 }
 
 impl SewResNetConfig {
@@ -385,22 +411,9 @@ impl SewResNet {
     /// Index of the stage whose output is exposed (layer2).
     pub const STAGE: usize = 1;
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ layer2's output).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        let (pooled, stage) = self.trunk(x, with_stage);
-        SnnOutput {
-            logits: self.head.forward(pooled),
-            stage,
-        }
-    }
+}
 
-    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (see
-    /// [`SewHead::forward_features`]).
-    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
-        let (pooled, _) = self.trunk(x, false);
-        self.head.forward_features(pooled)
-    }
-
+impl Network for SewResNet {
     /// Frames → the globally pooled output of the last stage `[T, B, C]` (+ layer2's output).
     fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let mut x = self.stem.forward(x);
@@ -417,6 +430,11 @@ impl SewResNet {
             }
         }
         (global_avg_pool(x), stage)
+    }
+
+    /// The classifier; see [`SewHead::forward_features`] for the features.
+    fn head(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        self.head.forward_features(x)
     }
 }
 
@@ -444,6 +462,7 @@ impl crate::kernels::SetKernels for SewHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SnnOutput;
 
     fn count(depth: usize) -> usize {
         let m = SewResNetConfig {

@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::SnnOutput;
+use super::{Architecture, ArchitectureInfo, Network};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
@@ -41,6 +41,32 @@ impl Default for SmallCnnConfig {
             norm: Norm::Bn,
             neuron: NeuronConfig::default(),
         }
+    }
+}
+
+impl ArchitectureInfo for SmallCnnConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.neuron.validate()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        [self.in_channels, self.input_size, self.input_size]
+    }
+
+    fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        &mut self.neuron
+    }
+}
+
+impl Architecture for SmallCnnConfig {
+    type Net = SmallCnn;
+
+    fn build(&self, device: &Device) -> Result<SmallCnn, ConfigError> {
+        self.init(device)
     }
 }
 
@@ -91,7 +117,7 @@ pub struct SmallCnn {
     pub classifier: Linear,
 }
 
-impl SmallCnn {
+impl Network for SmallCnn {
     /// Frames → the classifier's input `[T, B, F]` (+ stage after the first block).
     fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let s1 = self.pool1.forward(self.block1.forward(x));
@@ -101,20 +127,9 @@ impl SmallCnn {
         (s2.reshape([t, b, c * h * w]), stage)
     }
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ stage after the first block).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        let (features, stage) = self.trunk(x, with_stage);
-        SnnOutput {
-            logits: linear(&self.classifier, features),
-            stage,
-        }
-    }
-
-    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (the classifier's input:
-    /// the pooled spikes of the second block, flattened).
-    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
-        let (features, _) = self.trunk(x, false);
-        (linear(&self.classifier, features.clone()), features)
+    /// The classifier; the features are its input (the second block's pooled spikes).
+    fn head(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        (linear(&self.classifier, x.clone()), x)
     }
 }
 

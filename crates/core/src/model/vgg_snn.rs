@@ -14,7 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{SnnOutput, check_classes, check_width, scaled};
+use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
@@ -54,6 +54,32 @@ impl Default for VggSnnConfig {
             pool: PoolKind::Avg,
             neuron: NeuronConfig::default(),
         }
+    }
+}
+
+impl ArchitectureInfo for VggSnnConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate(self)
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        [self.in_channels, self.input_size, self.input_size]
+    }
+
+    fn neuron_mut(&mut self) -> &mut NeuronConfig {
+        &mut self.neuron
+    }
+}
+
+impl Architecture for VggSnnConfig {
+    type Net = VggSnn;
+
+    fn build(&self, device: &Device) -> Result<VggSnn, ConfigError> {
+        self.init(device)
     }
 }
 
@@ -127,6 +153,9 @@ impl VggSnn {
     /// Index of the stage whose output is exposed (the 2nd).
     pub const STAGE: usize = 1;
 
+}
+
+impl Network for VggSnn {
     /// Frames → the classifier's input `[T, B, F]` (+ the 2nd stage's output).
     fn trunk(&self, x: Tensor<5>, with_stage: bool) -> (Tensor<3>, Option<Tensor<5>>) {
         let mut x = x;
@@ -141,20 +170,9 @@ impl VggSnn {
         (x.reshape([t, b, c * h * w]), stage)
     }
 
-    /// Frames `[T, B, C, H, W]` → logits `[T, B, classes]` (+ the 2nd stage's output).
-    pub fn forward_output(&self, x: Tensor<5>, with_stage: bool) -> SnnOutput {
-        let (features, stage) = self.trunk(x, with_stage);
-        SnnOutput {
-            logits: linear(&self.classifier, features),
-            stage,
-        }
-    }
-
-    /// Logits `[T, B, classes]` and penultimate features `[T, B, F]` (the classifier's input:
-    /// the last stage's pooled spikes, flattened).
-    pub fn forward_features(&self, x: Tensor<5>) -> (Tensor<3>, Tensor<3>) {
-        let (features, _) = self.trunk(x, false);
-        (linear(&self.classifier, features.clone()), features)
+    /// The classifier; the features are its input (the last stage's pooled spikes, flattened).
+    fn head(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        (linear(&self.classifier, x.clone()), x)
     }
 }
 

@@ -8,8 +8,16 @@ use super::{Objective, Progress, cross_entropy, mean_over_time};
 use tks_core::model::SnnOutput;
 
 /// See the module docs.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Baseline;
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {}
+
+impl Baseline {
+    /// Nothing to check: the baseline has no parameters.
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        Ok(())
+    }
+}
 
 impl Objective for Baseline {
     fn name(&self) -> &'static str {

@@ -105,7 +105,7 @@ mod tests {
         let device = Device::flex();
         let out = output(&device);
         let ls = scalar(LabelSmoothing { epsilon: 0.0 }.loss(&out, targets(&device), progress()));
-        let base = scalar(Baseline.loss(&out, targets(&device), progress()));
+        let base = scalar(Baseline {}.loss(&out, targets(&device), progress()));
         assert!((ls - base).abs() < 1e-6, "{ls} vs {base}");
     }
 

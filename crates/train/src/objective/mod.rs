@@ -26,20 +26,8 @@
 //! name = "tks"`.
 
 pub mod aux;
-mod baseline;
-mod bkd;
-mod ls;
-mod tet;
-mod tks;
-mod tssd;
 
 pub use aux::{AuxModule, AuxShape, LossExtras, Teacher};
-pub use baseline::Baseline;
-pub use bkd::{Bkd, BkdGenerator, BkdParts, feature_mse, logit_distillation};
-pub use ls::LabelSmoothing;
-pub use tet::{Tet, per_timestep_cross_entropy};
-pub use tks::{Tks, TksParts, ce_weight};
-pub use tssd::{Tssd, TssdHead, TssdParts, kl_divergence};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
@@ -49,92 +37,99 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigError, TrainError};
 use tks_core::model::{ModelConfig, SnnOutput};
 
-/// Names accepted by [`ObjectiveConfig::from_name`].
-pub const OBJECTIVE_NAMES: [&str; 6] = ["baseline", "ls", "tet", "tks", "tssd", "bkd"];
+/// The objective registry: one line per objective, `file: Variant(Type) = "name";`. `Type`
+/// (defined in `file`) is both the `[objective]` table's parameters (serde, `Default`, an
+/// inherent `validate`) and the [`Objective`] itself. The macro declares the module (re-exporting
+/// its public items) and generates [`ObjectiveConfig`], [`OBJECTIVE_NAMES`] and their dispatch.
+macro_rules! objectives {
+    ($($(#[$doc:meta])* $module:ident: $variant:ident($ty:ty) = $name:literal;)+) => {
+        $(mod $module; pub use $module::*;)+
 
-/// Which objective to train with, and its parameters: the `[objective]` table of a run
-/// configuration, tagged by `name` (see the module docs). Unknown fields are errors.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum ObjectiveConfig {
-    /// `CE(mean_t o_t, y)`; no parameters.
-    Baseline {},
-    /// Label smoothing: `epsilon`.
-    Ls(LabelSmoothing),
-    /// TET: `lambda`, `phi`.
-    Tet(Tet),
-    /// TKS: `temperature`, `alpha`, `detach_teacher`, `student_temperature`, `per_step`.
-    Tks(Tks),
-    /// TSSD: `extra_timesteps`, `alpha`, `beta`, `temperature`, `detach_teacher`.
-    Tssd(Tssd),
-    /// BKD: `teacher` (required), `teacher_timesteps`, `temperature`, `logit_weight`,
-    /// `feature_weight`, `mask_ratio`, `wsld`.
-    Bkd(Bkd),
+        /// Every objective name, in registry order.
+        pub const OBJECTIVE_NAMES: &[&str] = &[$($name),+];
+
+        /// The `[objective]` table: `name` plus that objective's parameters.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "name")]
+        pub enum ObjectiveConfig {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($ty),)+
+        }
+
+        impl ObjectiveConfig {
+            /// The objective called `name` with default parameters.
+            pub fn from_name(name: &str) -> Result<Self, ConfigError> {
+                match name {
+                    $($name => Ok(Self::$variant(<$ty>::default())),)+
+                    other => Err(unknown_name(other)),
+                }
+            }
+
+            /// The objective's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)+
+                }
+            }
+
+            /// Checks the parameters (names the first bad field and value).
+            pub fn validate(&self) -> Result<(), ConfigError> {
+                match self {
+                    $(Self::$variant(c) => c.validate(),)+
+                }
+            }
+
+            /// The objective, validated first.
+            pub fn build(&self) -> Result<Box<dyn Objective>, ConfigError> {
+                self.validate()?;
+                Ok(match self {
+                    $(Self::$variant(c) => Box::new(c.clone()),)+
+                })
+            }
+
+            /// The objective `name` with its parameters from `table` (each field checked alone
+            /// first, so an error names the field).
+            fn parse_named(name: &str, table: toml::Table) -> Result<Self, ConfigError> {
+                match name {
+                    $($name => parse_fields($name, table).map(Self::$variant),)+
+                    other => Err(unknown_name(other)),
+                }
+            }
+        }
+    };
+}
+
+objectives! {
+    /// Cross-entropy of the time-averaged logits.
+    baseline: Baseline(Baseline) = "baseline";
+    /// Label smoothing (`epsilon`).
+    ls: Ls(LabelSmoothing) = "ls";
+    /// TET (`lambda`, `phi`).
+    tet: Tet(Tet) = "tet";
+    /// Temporal Knowledge Sharing (`temperature`, `alpha`, …).
+    tks: Tks(Tks) = "tks";
+    /// Temporal-spatial self-distillation.
+    tssd: Tssd(Tssd) = "tssd";
+    /// Blurred knowledge distillation from an ANN teacher.
+    bkd: Bkd(Bkd) = "bkd";
+}
+
+fn unknown_name(name: &str) -> ConfigError {
+    ConfigError::invalid(
+        "objective.name",
+        format!("{name:?}"),
+        &format!("expected one of: {}", OBJECTIVE_NAMES.join(", ")),
+    )
 }
 
 impl Default for ObjectiveConfig {
+    /// The baseline.
     fn default() -> Self {
-        Self::Baseline {}
+        Self::Baseline(Baseline {})
     }
 }
 
 impl ObjectiveConfig {
-    /// The objective `name` with default parameters.
-    pub fn from_name(name: &str) -> Result<Self, ConfigError> {
-        match name {
-            "baseline" => Ok(Self::Baseline {}),
-            "ls" => Ok(Self::Ls(LabelSmoothing::default())),
-            "tet" => Ok(Self::Tet(Tet::default())),
-            "tks" => Ok(Self::Tks(Tks::default())),
-            "tssd" => Ok(Self::Tssd(Tssd::default())),
-            "bkd" => Ok(Self::Bkd(Bkd::default())),
-            other => Err(ConfigError::invalid(
-                "objective.name",
-                format!("{other:?}"),
-                &format!("expected one of: {}", OBJECTIVE_NAMES.join(", ")),
-            )),
-        }
-    }
-
-    /// The name (`baseline`, `ls`, `tet`, `tks`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Baseline {} => "baseline",
-            Self::Ls(_) => "ls",
-            Self::Tet(_) => "tet",
-            Self::Tks(_) => "tks",
-            Self::Tssd(_) => "tssd",
-            Self::Bkd(_) => "bkd",
-        }
-    }
-
-    /// Checks the parameters, naming the first bad field (`objective.temperature`, ...).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match self {
-            Self::Baseline {} => Ok(()),
-            Self::Ls(c) => c.validate(),
-            Self::Tet(c) => c.validate(),
-            Self::Tks(c) => c.validate(),
-            Self::Tssd(c) => c.validate(),
-            Self::Bkd(c) => c.validate(),
-        }
-    }
-
-    /// Validates and builds the objective.
-    pub fn build(&self) -> Result<Box<dyn Objective>, ConfigError> {
-        self.validate()?;
-        Ok(match self {
-            Self::Baseline {} => Box::new(Baseline),
-            Self::Ls(c) => Box::new(*c),
-            Self::Tet(c) => Box::new(*c),
-            Self::Tks(c) => Box::new(*c),
-            Self::Tssd(c) => Box::new(*c),
-            Self::Bkd(c) => Box::new(c.clone()),
-        })
-    }
-
-    /// Parses an `[objective]` table: `name` plus that objective's fields. Errors name the field
-    /// (`objective.alpha`) and its value.
+    /// Parses an `[objective]` table (`name` plus that objective's fields).
     pub fn from_table(mut table: toml::Table) -> Result<Self, ConfigError> {
         let expected = format!("expected one of: {}", OBJECTIVE_NAMES.join(", "));
         let name = match table.remove("name") {
@@ -154,26 +149,10 @@ impl ObjectiveConfig {
                 ));
             }
         };
-        match Self::from_name(&name)? {
-            Self::Baseline {} => match table.into_iter().next() {
-                Some((key, value)) => Err(ConfigError::invalid(
-                    &format!("objective.{key}"),
-                    value,
-                    "unknown field: `baseline` takes no parameters",
-                )),
-                None => Ok(Self::Baseline {}),
-            },
-            Self::Ls(_) => parse_fields("ls", table).map(Self::Ls),
-            Self::Tet(_) => parse_fields("tet", table).map(Self::Tet),
-            Self::Tks(_) => parse_fields("tks", table).map(Self::Tks),
-            Self::Tssd(_) => parse_fields("tssd", table).map(Self::Tssd),
-            Self::Bkd(_) => parse_fields("bkd", table).map(Self::Bkd),
-        }
+        Self::parse_named(&name, table)
     }
 }
 
-/// Deserializes one objective's parameter struct from `table`, one field at a time first so a
-/// type error names its field.
 fn parse_fields<T: serde::de::DeserializeOwned>(
     name: &str,
     table: toml::Table,

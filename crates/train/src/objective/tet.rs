@@ -149,7 +149,7 @@ mod tests {
             }
             .loss(&one, targets(&device), progress()),
         )[0];
-        let b = vals(Baseline.loss(&one, targets(&device), progress()))[0];
+        let b = vals(Baseline {}.loss(&one, targets(&device), progress()))[0];
         assert!((a - b).abs() < 1e-6);
     }
 

@@ -23,8 +23,8 @@ pub struct AnytimeArgs {
     #[arg(long, short = 'T')]
     pub timesteps: Option<usize>,
     /// Confidence thresholds, comma-separated (default 0.5,0.6,0.7,0.8,0.9,0.95,0.99,0.999,1).
-    #[arg(long)]
-    pub thresholds: Option<String>,
+    #[arg(long, value_delimiter = ',', value_parser = super::unit_interval)]
+    pub thresholds: Option<Vec<f64>>,
     /// Output file (default: RUN/anytime.json).
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -33,23 +33,10 @@ pub struct AnytimeArgs {
     pub cuda: bool,
 }
 
-fn parse_thresholds(text: &str) -> anyhow::Result<Vec<f64>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.parse::<f64>() {
-            Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-            _ => anyhow::bail!(
-                "invalid `--thresholds` entry {s:?}: must be numbers within [0, 1], comma-separated"
-            ),
-        })
-        .collect()
-}
-
 /// Runs `tks anytime`.
 pub fn run(args: AnytimeArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let thresholds = match &args.thresholds {
-        Some(t) => parse_thresholds(t)?,
+        Some(t) => t.clone(),
         None => default_thresholds(),
     };
     let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;

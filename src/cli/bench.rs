@@ -27,9 +27,9 @@ pub struct BenchArgs {
     /// tks or baseline (or any objective name without extra inputs).
     #[arg(long, default_value = "tks")]
     loss: String,
-    /// LIF implementation of the main measurement: fused or reference.
-    #[arg(long, default_value = "fused")]
-    lif_path: String,
+    /// LIF implementation of the main measurement.
+    #[arg(long, value_enum, default_value = "fused")]
+    lif_path: PathArg,
     /// Skip the second measurement with the other LIF path.
     #[arg(long)]
     no_compare_lif: bool,
@@ -41,8 +41,8 @@ pub struct BenchArgs {
     seed: u64,
     /// Instead of training: time LIF forward+backward alone on `[T, B, C, H, W]` given as
     /// `T,B,C,H,W` (fused vs reference, median of 10).
-    #[arg(long)]
-    lif_micro: Option<String>,
+    #[arg(long, value_delimiter = ',', num_args = 5)]
+    lif_micro: Option<Vec<usize>>,
     /// Instead of training: time inference (forward passes, no autodiff, BatchNorm on running
     /// statistics) after `--train-steps` training steps, with the spike-aware convolution
     /// (auto) and then dense, same weights and data; `--steps` = timed passes.
@@ -54,23 +54,48 @@ pub struct BenchArgs {
     /// Instead of training: time one 3×3 conv layer, forward+backward and inference, burn's conv
     /// vs the fused dense and spike-aware paths, on binary input `N,C_in,H,W,C_out` (one JSON
     /// line per density of `--densities`).
-    #[arg(long)]
-    conv_micro: Option<String>,
-    /// Spike densities of `--conv-micro`, comma-separated.
-    #[arg(long, default_value = "0.02,0.05,0.1,0.15,0.2,0.3,0.5")]
-    densities: String,
+    #[arg(long, value_delimiter = ',', num_args = 5)]
+    conv_micro: Option<Vec<usize>>,
+    /// Spike densities of `--conv-micro`, comma-separated, each within [0, 1].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = super::unit_interval,
+        default_value = "0.02,0.05,0.1,0.15,0.2,0.3,0.5"
+    )]
+    densities: Vec<f64>,
     /// Timed repetitions of `--conv-micro` (the fastest is reported).
     #[arg(long, default_value_t = 10)]
     reps: usize,
-    /// Passes of `--conv-micro`: train, inference or both.
-    #[arg(long, default_value = "both")]
-    pass: String,
+    /// Passes of `--conv-micro`.
+    #[arg(long, value_enum, default_value = "both")]
+    pass: PassArg,
+}
+
+/// `--lif-path`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PathArg {
+    /// The fused kernel.
+    Fused,
+    /// Plain burn ops.
+    #[value(alias = "ref")]
+    Reference,
+}
+
+/// `--pass`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PassArg {
+    /// Forward + backward.
+    Train,
+    /// Forward only, no autodiff.
+    Inference,
+    /// Both.
+    Both,
 }
 
 pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     if let Some(shape) = &args.lif_micro {
-        let shape = parse_list::<usize>(shape, "--lif-micro")?;
-        let (reference, fused) = lif_micro(&shape, 10)?;
+        let (reference, fused) = lif_micro(shape, 10)?;
         println!(
             "{}",
             serde_json::json!({
@@ -82,29 +107,22 @@ pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> an
         );
         return Ok(());
     }
-    if let Some(shape) = &args.conv_micro {
-        let dims = parse_list::<usize>(shape, "--conv-micro")?;
-        anyhow::ensure!(
-            dims.len() == 5,
-            "--conv-micro expects N,C_in,H,W,C_out, got `{shape}`"
-        );
-        let densities = parse_list::<f64>(&args.densities, "--densities")?;
-        let passes: &[bool] = match args.pass.as_str() {
-            "both" => &[true, false],
-            "train" => &[true],
-            "inference" => &[false],
-            other => anyhow::bail!("unknown --pass `{other}` (train, inference, both)"),
+    if let Some(dims) = &args.conv_micro {
+        let densities = &args.densities;
+        let passes: &[bool] = match args.pass {
+            PassArg::Both => &[true, false],
+            PassArg::Train => &[true],
+            PassArg::Inference => &[false],
         };
         let input = [dims[0], dims[1], dims[2], dims[3]];
-        for row in conv_micro(input, dims[4], &densities, args.reps, passes)? {
+        for row in conv_micro(input, dims[4], densities, args.reps, passes)? {
             println!("{}", serde_json::to_string(&row)?);
         }
         return Ok(());
     }
-    let path = match args.lif_path.as_str() {
-        "fused" => LifPath::Fused,
-        "reference" | "ref" => LifPath::Reference,
-        other => anyhow::bail!("unknown --lif-path `{other}` (fused, reference)"),
+    let path = match args.lif_path {
+        PathArg::Fused => LifPath::Fused,
+        PathArg::Reference => LifPath::Reference,
     };
     let configs = if args.model == "all" {
         BenchConfig::reference_grid()
@@ -136,15 +154,4 @@ pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> an
         println!("{}", serde_json::to_string(&result)?);
     }
     Ok(())
-}
-
-/// `a,b,c` → values, or an error naming the flag and the bad item.
-fn parse_list<T: std::str::FromStr>(list: &str, flag: &str) -> anyhow::Result<Vec<T>> {
-    list.split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("{flag}: `{}` is not a valid number", s.trim()))
-        })
-        .collect()
 }

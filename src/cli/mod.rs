@@ -51,6 +51,22 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// clap value parser: a number within [0, 1].
+fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number within [0, 1]")),
+    }
+}
+
+/// clap value parser: an integer ≥ 1 (a number of timesteps).
+fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("`{s}` is not an integer ≥ 1")),
+    }
+}
+
 /// Parses the process arguments, runs the command, prints any error as `error: ...` on stderr.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

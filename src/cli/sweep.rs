@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::eval::{load_data, load_run, write_json};
-use crate::eval::sweep::{SweepPoint, SweepReport, parse_t_list, sweep_test_t};
+use crate::eval::sweep::{SweepPoint, SweepReport, sweep_test_t};
 use crate::train::TrainHooks;
 use crate::train::checkpoint::{run_files, train_in_dir};
 
@@ -25,8 +25,8 @@ pub struct SweepArgs {
     pub max_t: Option<usize>,
     /// Also train a model at each of these T (comma-separated, e.g. 1,2,4,8) with the run's
     /// configuration and test it at the same T; runs go to RUN/equal-T<T>.
-    #[arg(long)]
-    pub train_equal: Option<String>,
+    #[arg(long, value_delimiter = ',', value_parser = super::positive)]
+    pub train_equal: Vec<usize>,
     /// Epochs for the `--train-equal` runs (default: the run's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -40,10 +40,7 @@ pub struct SweepArgs {
 
 /// Runs `tks sweep`.
 pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
-    let equal_ts = match &args.train_equal {
-        Some(s) => parse_t_list(s, "--train-equal")?,
-        None => Vec::new(),
-    };
+    let equal_ts = &args.train_equal;
     let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
     let c = &run.config;
     let max_t = args.max_t.unwrap_or(2 * c.train.timesteps).max(1);
@@ -76,7 +73,7 @@ pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         test_t.extend(p);
     }
     let mut train_equal = Vec::new();
-    for &t in &equal_ts {
+    for &t in equal_ts {
         let mut cfg = c.clone();
         cfg.train.timesteps = t;
         if let Some(e) = args.epochs {

@@ -54,27 +54,6 @@ pub fn sweep_test_t(
         .collect()
 }
 
-/// Parses a list like `1,2,4,8` (for errors, `flag` names the option).
-pub fn parse_t_list(text: &str, flag: &str) -> Result<Vec<usize>, crate::error::ConfigError> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.parse::<usize>() {
-            Ok(t) if t > 0 => out.push(t),
-            _ => {
-                return Err(crate::error::ConfigError::invalid(
-                    flag,
-                    part,
-                    "must be a comma-separated list of timesteps ≥ 1",
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(crate::error::ConfigError::invalid(flag, text, "is empty"));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,12 +92,5 @@ mod tests {
             assert_eq!(p.accuracy, 0.75);
             assert_eq!(p.report.per_timestep, vec![0.75; t]);
         }
-        assert_eq!(parse_t_list("1, 2,4", "--x").unwrap(), vec![1, 2, 4]);
-        assert!(
-            parse_t_list("1,0", "--train-equal")
-                .unwrap_err()
-                .to_string()
-                .contains("--train-equal")
-        );
     }
 }

@@ -15,7 +15,7 @@ pub use super::dense::{col2im, im2col};
 pub use super::sparse as simd;
 
 /// An input value of the kernels: f32, or u8 for spikes packed by
-/// [`ConvOps::conv2d_spk_pack`] (read without widening them first).
+/// [`super::ConvOps::conv2d_spk_pack`] (read without widening them first).
 pub trait Value: Copy + Send + Sync + 'static {
     /// The value as f32.
     fn get(self) -> f32;
@@ -178,7 +178,12 @@ impl Scratch {
         &mut self,
         col: usize,
         tile: usize,
-    ) -> (&mut [f32], &mut [f32], &mut sparse::Spikes, &mut sparse::Bits) {
+    ) -> (
+        &mut [f32],
+        &mut [f32],
+        &mut sparse::Spikes,
+        &mut sparse::Bits,
+    ) {
         if self.col.len() < col {
             self.col.resize(col, 0.0);
         }
@@ -337,8 +342,7 @@ pub(crate) unsafe fn backward<V: Value>(
                 let gs = &gr[s * co * p..(s + 1) * co * p];
                 for (c, grow) in gs.chunks_exact(p).enumerate() {
                     dbp[c] +=
-                        crate::layer::fused_bn::kernel::sum2_fast(grow, grow, |v, _| (v, 0.0))
-                            .0;
+                        crate::layer::fused_bn::kernel::sum2_fast(grow, grow, |v, _| (v, 0.0)).0;
                 }
                 if input_grad {
                     // SAFETY: sample `s`'s input gradient belongs to this worker only (the

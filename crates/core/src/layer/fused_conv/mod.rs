@@ -58,8 +58,8 @@ pub mod kernel;
 mod op;
 pub mod sparse;
 
-pub use op::ConvOps;
 pub use crate::kernels::{ConvMode, SparsePass};
+pub use op::ConvOps;
 
 thread_local! {
     /// Forward calls of the fused op on this thread, those that took the spike-aware path, and
@@ -200,4 +200,3 @@ pub fn conv2d(
         *policy,
     ))
 }
-

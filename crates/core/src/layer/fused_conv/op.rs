@@ -194,16 +194,15 @@ impl<B: Backend + ConvOps> Backward<B, 3> for ConvBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight) = ops.state;
         let input_grad = px.is_some();
-        let (dx, dw, db) =
-            B::conv2d_spk_backward(
-                x,
-                weight,
-                grad,
-                self.stride,
-                self.padding,
-                input_grad,
-                self.policy,
-            );
+        let (dx, dw, db) = B::conv2d_spk_backward(
+            x,
+            weight,
+            grad,
+            self.stride,
+            self.padding,
+            input_grad,
+            self.policy,
+        );
         register_grads::<B, 3>(grads, [px, pw, pb].map(|p| p.map(|p| p.id)), [dx, dw, db]);
     }
 }
@@ -231,11 +230,13 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
             padding,
             policy,
         })
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
+        .prepare::<C>([x.node(), weight.node(), bias.node()])
+        .compute_bound()
+        .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((B::conv2d_spk_pack(x_in, policy.pack_spikes), w_in), out),
+            OpsKind::Tracked(prep) => {
+                prep.finish((B::conv2d_spk_pack(x_in, policy.pack_spikes), w_in), out)
+            }
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
@@ -288,8 +289,10 @@ mod tests {
         assert_eq!(bytes, spikes);
         // Anything that is not 0/1 stays f32.
         let analogue = vec![0.0f32, 0.5, 1.0, 2.0];
-        let kept =
-            <Flex as ConvOps>::conv2d_spk_pack(flex_tensor(analogue.clone(), vec![1, 1, 2, 2]), true);
+        let kept = <Flex as ConvOps>::conv2d_spk_pack(
+            flex_tensor(analogue.clone(), vec![1, 1, 2, 2]),
+            true,
+        );
         assert_eq!(kept.dtype(), DType::F32);
         assert_eq!(f32_values(&kept).to_vec(), analogue);
     }

@@ -33,14 +33,16 @@ pub(super) fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
 
 /// The output row tiles of the spike-aware path: `(oy0, oy1, q0, pixels)` for rows
 /// `oy0..oy1` of `rows` rows each (the last one shorter), starting at output pixel `q0`.
-pub(super) fn row_tiles(g: &Geom, rows: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+pub(super) fn row_tiles(
+    g: &Geom,
+    rows: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
     let (oh, ow) = (g.oh, g.ow);
     (0..oh).step_by(rows).map(move |oy0| {
         let oy1 = (oy0 + rows).min(oh);
         (oy0, oy1, oy0 * ow, (oy1 - oy0) * ow)
     })
 }
-
 
 /// The non-zeros of one sample `[C_in, H, W]`, input row by input row.
 #[derive(Default)]
@@ -176,13 +178,7 @@ pub fn gather_supports(g: &Geom) -> bool {
 /// `w_hwio` the weight as `[k_h, k_w, C_in, C_out]` and `tile` `[(oy1 − oy0)·W', C_out]`.
 /// One load per weight vector and no store per spike (the scatter's forward needs a load
 /// and a store of the output per spike and tap).
-pub fn gather(
-    g: &Geom,
-    bits: &Bits,
-    tile: (usize, usize),
-    w_hwio: &[f32],
-    out: &mut [f32],
-) {
+pub fn gather(g: &Geom, bits: &Bits, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]) {
     let (oy0, oy1) = tile;
     assert!(oy0 < oy1 && oy1 <= g.oh, "fused conv: tile rows");
     assert!(gather_supports(g), "fused conv: gather channel count");
@@ -209,13 +205,7 @@ simd_dispatch! { avx512;
 }
 
 #[inline(always)]
-fn gather_generic(
-    g: &Geom,
-    bits: &Bits,
-    tile: (usize, usize),
-    w_hwio: &[f32],
-    out: &mut [f32],
-) {
+fn gather_generic(g: &Geom, bits: &Bits, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]) {
     match g.cout {
         16 => gather_impl::<16>(g, bits, tile, w_hwio, out),
         32 => gather_impl::<32>(g, bits, tile, w_hwio, out),
@@ -258,12 +248,14 @@ fn gather_impl<const CB: usize>(
                         let base = (iy * g.w + ix) * words;
                         let row0 = (u * g.kw + t) * cin;
                         for wd in 0..words {
+                            debug_assert!(base + wd < bits.bits.len());
                             // SAFETY: iy < H, ix < W and wd < words index the masks.
                             let mut m = unsafe { *mp.add(base + wd) };
                             while m != 0 {
                                 let ci = wd * 64 + m.trailing_zeros() as usize;
                                 m &= m - 1;
                                 debug_assert!(ci < cin);
+                                debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
                                 // SAFETY: row0 + ci < K and c0 + CB ≤ C_out.
                                 let wr = unsafe { wp.add((row0 + ci) * co + c0) };
                                 for (i, a) in acc.iter_mut().enumerate() {
@@ -332,9 +324,7 @@ fn scatter_co<const BINARY: bool, const FORWARD: bool>(
         16 => scatter_impl::<BINARY, FORWARD, 16>(g, sp, tile, rows, acc),
         32 => scatter_impl::<BINARY, FORWARD, 32>(g, sp, tile, rows, acc),
         64 => scatter_impl::<BINARY, FORWARD, 64>(g, sp, tile, rows, acc),
-        c if c % BLOCK == 0 => {
-            scatter_impl::<BINARY, FORWARD, BLOCK>(g, sp, tile, rows, acc)
-        }
+        c if c % BLOCK == 0 => scatter_impl::<BINARY, FORWARD, BLOCK>(g, sp, tile, rows, acc),
         _ => scatter_impl::<BINARY, FORWARD, 0>(g, sp, tile, rows, acc),
     }
 }
@@ -360,6 +350,7 @@ fn scatter_row3<const BINARY: bool, const FORWARD: bool, const CO: usize>(
         (g.k(), pixels)
     };
     assert!(acc.len() >= acc_rows * CO && rows.len() >= src_rows * CO);
+    let (acc_len, rows_len) = (acc.len(), rows.len());
     let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
     let mut reg = [[0.0f32; CO]; 3];
     for ci in 0..g.cin {
@@ -392,6 +383,7 @@ fn scatter_row3<const BINARY: bool, const FORWARD: bool, const CO: usize>(
                         let q = qrow + ox;
                         debug_assert!(q < pixels);
                         if FORWARD {
+                            debug_assert!((q + 1) * CO <= acc_len);
                             // SAFETY: q < pixels = acc_rows (the checks above).
                             let dst = unsafe { accp.add(q * CO) };
                             for (i, w) in wr.iter().enumerate() {
@@ -401,6 +393,7 @@ fn scatter_row3<const BINARY: bool, const FORWARD: bool, const CO: usize>(
                                 }
                             }
                         } else {
+                            debug_assert!((q + 1) * CO <= rows_len);
                             // SAFETY: q < pixels = src_rows (the checks above).
                             let src = unsafe { rowp.add(q * CO) };
                             for (i, a) in wr.iter_mut().enumerate() {
@@ -445,6 +438,7 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
         (g.k(), pixels)
     };
     assert!(acc.len() >= acc_rows * co && rows.len() >= src_rows * co);
+    let (acc_len, rows_len) = (acc.len(), rows.len());
     let (accp, rowp) = (acc.as_mut_ptr(), rows.as_ptr());
     let mut reg = [0.0f32; BLOCK];
     for c0 in (0..co).step_by(BLOCK) {
@@ -455,8 +449,7 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
                 for t in 0..g.kw {
                     let tap = (ci * g.kh + u) * g.kw + t;
                     if FORWARD {
-                        reg[..width]
-                            .copy_from_slice(&rows[tap * co + c0..tap * co + c0 + width]);
+                        reg[..width].copy_from_slice(&rows[tap * co + c0..tap * co + c0 + width]);
                     } else {
                         reg[..width].fill(0.0);
                     }
@@ -483,6 +476,7 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
                             let v = sp.vals[e];
                             debug_assert!(q < pixels);
                             if FORWARD {
+                                debug_assert!(q * co + c0 + width <= acc_len);
                                 // SAFETY: q < pixels = acc_rows and c0 + width ≤ co.
                                 let dst = unsafe { accp.add(q * co + c0) };
                                 for (i, r) in reg[..width].iter().enumerate() {
@@ -492,6 +486,7 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
                                     }
                                 }
                             } else {
+                                debug_assert!(q * co + c0 + width <= rows_len);
                                 // SAFETY: q < pixels = src_rows and c0 + width ≤ co.
                                 let src = unsafe { rowp.add(q * co + c0) };
                                 for (i, r) in reg[..width].iter_mut().enumerate() {

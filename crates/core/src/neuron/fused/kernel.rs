@@ -1,6 +1,6 @@
 //! The CPU kernels of the fused LIF/IF on `[T, N]` slices: neurons in blocks of [`BLOCK`]
 //! columns, blocks in parallel, each block's membrane in L1 while it runs over time (the row
-//! loops are in [`super::rows`]).
+//! loops are in `super::rows`).
 
 use rayon::prelude::*;
 
@@ -272,15 +272,9 @@ pub fn backward_from<C: Current>(
                 (false, false) => {
                     backward_with::<C, G, false, false>(cur, x, gs, gx, t, n, &spec, g)
                 }
-                (false, true) => {
-                    backward_with::<C, G, false, true>(cur, x, gs, gx, t, n, &spec, g)
-                }
-                (true, false) => {
-                    backward_with::<C, G, true, false>(cur, x, gs, gx, t, n, &spec, g)
-                }
-                (true, true) => {
-                    backward_with::<C, G, true, true>(cur, x, gs, gx, t, n, &spec, g)
-                }
+                (false, true) => backward_with::<C, G, false, true>(cur, x, gs, gx, t, n, &spec, g),
+                (true, false) => backward_with::<C, G, true, false>(cur, x, gs, gx, t, n, &spec, g),
+                (true, true) => backward_with::<C, G, true, true>(cur, x, gs, gx, t, n, &spec, g),
             }
         }
     }

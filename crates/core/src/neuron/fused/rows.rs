@@ -86,4 +86,3 @@ fn backward_row_body<G: Grad, const SOFT: bool, const DETACH: bool>(
         *gm = decay * gh;
     }
 }
-

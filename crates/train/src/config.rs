@@ -82,7 +82,11 @@ impl RunConfig {
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::invalid("--config", path.display(), &format!("cannot read: {e}"))
+            ConfigError::invalid(
+                &path.display().to_string(),
+                "(unreadable)",
+                &format!("cannot read: {e}"),
+            )
         })?;
         Self::from_toml(&text, &path.display().to_string())
     }

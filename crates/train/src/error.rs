@@ -28,9 +28,63 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
-    /// The model does not fit the data.
-    #[error("shape mismatch: {0}")]
-    Shape(String),
+    /// The training set has no samples.
+    #[error("{name} is empty: nothing to train on")]
+    EmptyData {
+        /// The set's name.
+        name: String,
+    },
+    /// A checkpoint to resume from was not made by this run's configuration.
+    #[error(
+        "{}: checkpoint is at epoch {checkpoint_epoch} with seed {checkpoint_seed}, the run has {epochs} epochs and seed {seed}",
+        path.display()
+    )]
+    ResumeMismatch {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// Epoch the checkpoint was written after.
+        checkpoint_epoch: usize,
+        /// Seed of the run that wrote it.
+        checkpoint_seed: u64,
+        /// Epochs of this run.
+        epochs: usize,
+        /// Seed of this run.
+        seed: u64,
+    },
+    /// The data's frames are not the model's input shape.
+    #[error("{data} has frames {frames:?} but the model expects {model:?}")]
+    FrameShape {
+        /// The data set.
+        data: String,
+        /// Its frame shape `[C, H, W]`.
+        frames: [usize; 3],
+        /// The model's input shape.
+        model: [usize; 3],
+    },
+    /// The data has more classes than the model outputs.
+    #[error("{data} has {classes} classes but the model outputs {model}")]
+    Classes {
+        /// The data set.
+        data: String,
+        /// Its classes.
+        classes: usize,
+        /// The model's outputs.
+        model: usize,
+    },
+    /// Event data integrated into a fixed number of frames that the objective does not train over.
+    #[error(
+        "{data} carries {frames} frames per sample, but objective `{objective}` trains over {timesteps}"
+    )]
+    FramesMismatch {
+        /// The data set.
+        data: String,
+        /// Frames per sample.
+        frames: usize,
+        /// The objective.
+        objective: &'static str,
+        /// Timesteps it trains over.
+        timesteps: usize,
+    },
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] crate::train::checkpoint::CheckpointError),

@@ -209,7 +209,9 @@ pub fn train_resumable(
     check_data(model_config, &data.train)?;
     check_data(model_config, &data.test)?;
     if data.train.is_empty() {
-        return Err(TrainError::Shape(format!("{} is empty", data.train.name)));
+        return Err(TrainError::EmptyData {
+            name: data.train.name.clone(),
+        });
     }
     device.seed(config.seed);
     let train_device = device.clone().autodiff();
@@ -233,14 +235,13 @@ pub fn train_resumable(
     let mut first_epoch = 0;
     if let Some(ck) = run.resume {
         if ck.meta.epoch > config.epochs || ck.meta.seed != config.seed {
-            return Err(TrainError::Shape(format!(
-                "{}: checkpoint is at epoch {} with seed {}, the run has {} epochs and seed {}",
-                ck.path.display(),
-                ck.meta.epoch,
-                ck.meta.seed,
-                config.epochs,
-                config.seed
-            )));
+            return Err(TrainError::ResumeMismatch {
+                path: ck.path.clone(),
+                checkpoint_epoch: ck.meta.epoch,
+                checkpoint_seed: ck.meta.seed,
+                epochs: config.epochs,
+                seed: config.seed,
+            });
         }
         model = ck.apply_to(model)?;
         if let Some(r) = ck.optimizer_record()? {
@@ -411,11 +412,12 @@ fn objective_extras(
     if let Some(t) = fixed_frames
         && t != train_timesteps
     {
-        return Err(TrainError::Shape(format!(
-            "{} carries {t} frames per sample, but objective `{}` trains over {train_timesteps}",
-            data.train.name,
-            objective.name()
-        )));
+        return Err(TrainError::FramesMismatch {
+            data: data.train.name.clone(),
+            frames: t,
+            objective: objective.name(),
+            timesteps: train_timesteps,
+        });
     }
     let teacher = objective.load_teacher(model_config, device)?;
     let teacher_timesteps = match (&teacher, fixed_frames) {
@@ -449,20 +451,18 @@ fn objective_extras(
 
 fn check_data(model: &ModelConfig, data: &Dataset) -> Result<(), TrainError> {
     if data.frame_shape != model.input_shape() {
-        return Err(TrainError::Shape(format!(
-            "{} has frames {:?} but the model expects {:?}",
-            data.name,
-            data.frame_shape,
-            model.input_shape()
-        )));
+        return Err(TrainError::FrameShape {
+            data: data.name.clone(),
+            frames: data.frame_shape,
+            model: model.input_shape(),
+        });
     }
     if data.num_classes > model.num_classes() {
-        return Err(TrainError::Shape(format!(
-            "{} has {} classes but the model outputs {}",
-            data.name,
-            data.num_classes,
-            model.num_classes()
-        )));
+        return Err(TrainError::Classes {
+            data: data.name.clone(),
+            classes: data.num_classes,
+            model: model.num_classes(),
+        });
     }
     Ok(())
 }

@@ -146,4 +146,3 @@ pub fn conv_micro(
     }
     Ok(rows)
 }
-

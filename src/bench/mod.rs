@@ -595,7 +595,9 @@ pub fn run_inference(config: &BenchConfig, train_steps: usize) -> anyhow::Result
     let inputs: Vec<Tensor<5>> = data.iter().map(|(x, _)| x.clone().inner()).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let time = |mode: ConvMode| -> (InferenceTiming, Vec<f32>) {
-        let model = model.clone().with_kernels(&config.kernels.with_conv_mode(mode));
+        let model = model
+            .clone()
+            .with_kernels(&config.kernels.with_conv_mode(mode));
         release_free_memory();
         reset_peak_rss();
         let first = crate::eval::values(model.forward_output(inputs[0].clone(), false).logits);

@@ -6,11 +6,11 @@ use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
 
+use super::kernels::KernelOverrides;
 use crate::config::RunConfig;
 use crate::data::Split;
 use crate::device::default_device;
 use crate::eval::analysis::{Analysis, EvalFile, evaluate_full};
-use super::kernels::KernelOverrides;
 use crate::eval::energy::OpEnergy;
 use crate::model::Model;
 use crate::train::checkpoint::{Checkpoint, RunDir, run_files};

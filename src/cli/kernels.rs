@@ -52,7 +52,9 @@ impl KernelOverrides {
                 None => Ok(None),
                 Some(v) => match LayerPath::from_name(&v) {
                     Some(p) => Ok(Some(p)),
-                    None => bail!("environment variable {name} = `{v}`: expected `fused` or `reference`"),
+                    None => bail!(
+                        "environment variable {name} = `{v}`: expected `fused` or `reference`"
+                    ),
                 },
             }
         };
@@ -156,11 +158,19 @@ mod tests {
         assert_eq!(p.layers, LayerPath::Fused);
         assert_eq!(p.sparse_max_density_dw, 0.3);
         assert!(p.pack_spikes);
-        let flag = KernelOverrides::read(env(&[("TKS_CONV_MODE", "dense")]), Some(ConvModeArg::Sparse))
-            .unwrap();
-        assert_eq!(flag.apply(KernelPolicy::default()).conv_mode, ConvMode::Sparse);
+        let flag = KernelOverrides::read(
+            env(&[("TKS_CONV_MODE", "dense")]),
+            Some(ConvModeArg::Sparse),
+        )
+        .unwrap();
         assert_eq!(
-            KernelOverrides::read(env(&[]), None).unwrap().apply(KernelPolicy::reference()),
+            flag.apply(KernelPolicy::default()).conv_mode,
+            ConvMode::Sparse
+        );
+        assert_eq!(
+            KernelOverrides::read(env(&[]), None)
+                .unwrap()
+                .apply(KernelPolicy::reference()),
             KernelPolicy::reference()
         );
     }
@@ -174,7 +184,9 @@ mod tests {
             ("TKS_PACK_SPIKES", "yes"),
         ] {
             let pairs = [(name, value)];
-            let e = KernelOverrides::read(env(&pairs), None).unwrap_err().to_string();
+            let e = KernelOverrides::read(env(&pairs), None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(name) && e.contains(value), "{e}");
         }
     }

@@ -2,7 +2,6 @@
 //! README) and against small files built here from the format specifications.
 //! A test whose file is absent prints `SKIP: <file> not found (...)` and returns.
 
-
 use std::path::{Path, PathBuf};
 
 use tks::data::SampleKind;

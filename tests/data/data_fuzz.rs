@@ -3,7 +3,6 @@
 //! return `Ok` or `Err`, never panic (a panic fails the test). Real sample files from
 //! `../shared/data` seed the mutations when present; synthetic valid files are always used.
 
-
 use std::path::Path;
 
 use rand::rngs::StdRng;

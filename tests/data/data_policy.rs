@@ -2,7 +2,6 @@
 //! here from the published layout (no real CIFAR file is shipped): seeded, training-only, on
 //! `[0, 1]` pixels even when the set is normalised, and rejected where it does not apply.
 
-
 use burn::tensor::Device;
 use tks::config::RunConfig;
 use tks::data::source::load;

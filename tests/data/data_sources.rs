@@ -4,11 +4,10 @@
 //! this repository (CIFAR-10/100 binary batches, image folders, CIFAR10-DVS AEDAT 2.0 class
 //! folders, N-Caltech101 `.bin` class folders, DVS128 Gesture AEDAT 3.1 + `_labels.csv`).
 
-
 use std::path::Path;
 
-use burn::tensor::Device;
 use crate::common::scratch;
+use burn::tensor::Device;
 use tks::config::RunConfig;
 use tks::data::SampleKind;
 use tks::data::augment::AugmentConfig;

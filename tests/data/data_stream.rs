@@ -3,11 +3,10 @@
 //! them. Plus N-Caltech101's out-of-sensor events and the I/O error message. Files are built
 //! here from the published format specifications (no real sample is needed).
 
-
 use std::path::Path;
 
-use burn::tensor::Device;
 use crate::common::scratch;
+use burn::tensor::Device;
 use tks::config::RunConfig;
 use tks::data::augment::AugmentConfig;
 use tks::data::source::{DataConfig, load};

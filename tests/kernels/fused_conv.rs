@@ -99,7 +99,12 @@ fn run(
 
 /// [`compare_with`] under the default policy with convolution mode `mode`.
 fn compare(case: &Case, rate: Option<f64>, mode: ConvMode, seed: u64) {
-    compare_with(case, rate, &KernelPolicy::default().with_conv_mode(mode), seed);
+    compare_with(
+        case,
+        rate,
+        &KernelPolicy::default().with_conv_mode(mode),
+        seed,
+    );
 }
 
 /// The fused op under `policy` against burn's conv, training and inference.

@@ -6,7 +6,6 @@
 //! membrane before reset and after the last step, and the BPTT input gradients
 //! `d Σ spikes / dx` and `d Σ spikes ⊙ G / dx`, with and without `detach_reset`.
 
-
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use tks::neuron::{NeuronConfig, NeuronKind, ResetMode};

@@ -10,7 +10,6 @@
 //! `|autodiff − fd| ≤ 2e-4 + 1e-2·|fd|`. Every check also requires the gradient to be clearly
 //! non-zero, so a disconnected graph cannot pass.
 
-
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;

@@ -100,6 +100,9 @@ fn a_policy_reaches_every_layer_and_neuron_of_every_architecture() {
         let defaults = text.matches("kernels: KernelPolicy").count();
         let ours = text.matches("pack_spikes: true").count();
         assert!(defaults > 0, "{cfg:?}: no policy in the tree");
-        assert_eq!(defaults, ours, "{cfg:?}: some layer kept the default policy");
+        assert_eq!(
+            defaults, ours,
+            "{cfg:?}: some layer kept the default policy"
+        );
     }
 }

@@ -1,6 +1,5 @@
 //! The `tks` binary: bad input gives a clear error naming the field or file, never a panic.
 
-
 use crate::common::run_tks as tks;
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {

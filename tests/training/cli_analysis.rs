@@ -2,7 +2,6 @@
 //! `tks sweep`, `tks anytime`, `tks report`, `tks train --resume`; and every recipe in
 //! `configs/` parses.
 
-
 use crate::common::run_tks as tks;
 
 use std::path::{Path, PathBuf};

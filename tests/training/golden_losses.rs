@@ -5,7 +5,6 @@
 //! teacher, and the gradients w.r.t. the per-timestep logits (TKS with the teacher attached and
 //! detached). Inputs and parameters come from the files only. Tolerance `|a−b| ≤ 1e-5 + 1e-4·|b|`.
 
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
 use tks::model::SnnOutput;

@@ -5,11 +5,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cli;
+mod cli_analysis;
+mod golden_losses;
 mod nan_loss;
 mod objectives_aux;
 mod objectives_train;
 mod resume;
 mod train_digits;
-mod golden_losses;
-mod cli;
-mod cli_analysis;

@@ -13,8 +13,6 @@ use tks::objective::{Baseline, Objective, Progress};
 use tks::train::TrainHooks;
 use tks::train::checkpoint::{Checkpoint, RunDir, run_files, train_in_dir};
 
-/// burn's device generator is process-wide: the runs of this file take turns.
-
 /// The baseline loss, except at one (0-based) epoch and step, where it is `value`.
 struct PoisonAt {
     epoch: usize,

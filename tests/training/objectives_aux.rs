@@ -15,8 +15,6 @@ use tks::params::trainable_params;
 use tks::train::checkpoint::CheckpointMeta;
 use tks::train::{TrainHooks, TrainOutcome, train};
 
-/// burn's device generator is process-wide: runs take turns.
-
 fn run(config: &RunConfig, data: &Split) -> TrainOutcome {
     let objective = config.objective().expect("objective builds");
     let _turn = crate::common::serial();

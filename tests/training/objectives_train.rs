@@ -7,9 +7,6 @@ use tks::data::digits;
 use tks::objective::ObjectiveConfig;
 use tks::train::{TrainHooks, TrainOutcome, train};
 
-/// burn's random generator is per device and process-wide: runs in parallel test threads would
-/// draw from it in turn, so the runs of this file take turns.
-
 fn run(name: &str) -> TrainOutcome {
     let mut config = RunConfig {
         objective: ObjectiveConfig::from_name(name).expect("known objective"),

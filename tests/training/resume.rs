@@ -9,8 +9,6 @@ use tks::data::digits;
 use tks::train::checkpoint::{Checkpoint, CheckpointError, RunDir, run_files, train_in_dir};
 use tks::train::{EpochRecord, RunHooks, TrainHooks, train_resumable};
 
-/// burn's device generator is process-wide: the runs of this file take turns.
-
 fn config() -> RunConfig {
     let mut c = RunConfig::default();
     c.train.epochs = 3;

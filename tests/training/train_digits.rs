@@ -5,9 +5,6 @@ use tks::config::RunConfig;
 use tks::data::digits;
 use tks::train::{TrainHooks, train};
 
-/// burn's random generator is per device and process-wide: runs in parallel test threads would
-/// draw from it in turn, so the runs of this file take turns.
-
 fn run(config: &RunConfig) -> tks::train::TrainOutcome {
     let _turn = crate::common::serial();
     let data = digits::load().expect("embedded digits");

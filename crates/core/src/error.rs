@@ -55,4 +55,3 @@ pub fn check_nonzero(field: &str, value: usize) -> Result<(), ConfigError> {
         Err(ConfigError::invalid(field, value, "must be at least 1"))
     }
 }
-

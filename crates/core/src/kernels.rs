@@ -300,7 +300,13 @@ mod tests {
         assert!(p.choose_sparse_at(0.25, SparsePass::Forward));
         assert!(!p.choose_sparse_at(0.26, SparsePass::Forward));
         assert!(p.choose_sparse_at(0.5, SparsePass::WeightGradient));
-        assert!(!p.with_conv_mode(ConvMode::Dense).choose_sparse_at(0.0, SparsePass::Forward));
-        assert!(p.with_conv_mode(ConvMode::Sparse).choose_sparse_at(1.0, SparsePass::Forward));
+        assert!(
+            !p.with_conv_mode(ConvMode::Dense)
+                .choose_sparse_at(0.0, SparsePass::Forward)
+        );
+        assert!(
+            p.with_conv_mode(ConvMode::Sparse)
+                .choose_sparse_at(1.0, SparsePass::Forward)
+        );
     }
 }

@@ -21,8 +21,6 @@ use std::cell::RefCell;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-
-
 /// Totals of one synaptic (conv or linear) layer over a recording.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerOps {
@@ -214,7 +212,6 @@ impl Drop for Recording {
         RECORDER.with(|r| r.borrow_mut().take());
     }
 }
-
 
 /// The f32 values of `t` in row-major order.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -19,13 +19,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use tks_data::source::DataConfig;
 use crate::error::ConfigError;
-use tks_core::model::{ModelConfig, SmallCnnConfig};
-use tks_core::kernels::KernelPolicy;
-use tks_core::neuron::NeuronConfig;
 use crate::objective::{Objective, ObjectiveConfig};
 use crate::train::TrainConfig;
+use tks_core::kernels::KernelPolicy;
+use tks_core::model::{ModelConfig, SmallCnnConfig};
+use tks_core::neuron::NeuronConfig;
+use tks_data::source::DataConfig;
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -139,8 +139,7 @@ impl ConvBn {
     /// The convolution of `x` `[T·B, C_in, H, W]`, and whether the BatchNorm is already folded
     /// into it (inference on the fused path).
     pub fn conv(&self, x: Tensor<4>) -> (Tensor<4>, bool) {
-        let fused =
-            self.kernels.layers == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
+        let fused = self.kernels.layers == LayerPath::Fused && fused_conv::supports(&self.conv, &x);
         let folded =
             (self.bn.as_ref()).filter(|bn| fused && !fused_bn::uses_batch_statistics(bn, &x));
         let y = match folded {

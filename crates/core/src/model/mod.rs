@@ -2,7 +2,6 @@
 //! `[T, B, classes]` (the "sub-model" outputs whose mean is the prediction), and can expose the
 //! output of an intermediate stage for objectives that need it (TSSD, BKD).
 
-
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -370,7 +369,11 @@ mod tests {
         for (text, field, value) in [
             ("arch = \"sew_resnet\"\ndepth = 20\n", "model.depth", "20"),
             ("arch = \"resnet19\"\nwidth = 0\n", "model.width", "0"),
-            ("arch = \"vgg_snn\"\ninput_size = 50\n", "model.input_size", "50"),
+            (
+                "arch = \"vgg_snn\"\ninput_size = 50\n",
+                "model.input_size",
+                "50",
+            ),
         ] {
             let e = parse(text).validate().unwrap_err().to_string();
             assert!(e.contains(field) && e.contains(value), "{e}");

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::aurc::{RiskCoverage, risk_coverage};
 use super::energy::{EnergyReport, OpEnergy};
 use super::{AccuracyCounter, EvalReport, argmax, values};
-use tks_data::Dataset;
 use crate::error::DataError;
 use tks_core::layer::Encoder;
 use tks_core::model::Model;
+use tks_data::Dataset;
 
 /// Logits of every sample at every timestep, sample-major `[N, T, C]`, with labels.
 #[derive(Debug, Clone, PartialEq)]

@@ -150,9 +150,14 @@ mod tests {
         use burn::module::Param;
         let device = Device::flex();
         // FC(4 → 3), LIF (threshold 1, decay 0.5, hard reset), FC(3 → 2), as ResNet-19's head.
-        let mut head =
-            tks_core::model::MlpHead::new(4, 3, 2, &tks_core::neuron::NeuronConfig::default(), &device)
-                .unwrap();
+        let mut head = tks_core::model::MlpHead::new(
+            4,
+            3,
+            2,
+            &tks_core::neuron::NeuronConfig::default(),
+            &device,
+        )
+        .unwrap();
         head.fc1.weight = Param::from_tensor(Tensor::<2>::full([4, 3], 10.0, &device));
         head.fc1.bias = Some(Param::from_tensor(Tensor::<1>::zeros([3], &device)));
         // T = 2, B = 1: two input spikes at t = 1, none at t = 2.

@@ -11,10 +11,10 @@ pub mod tsne;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use tks_data::Dataset;
 use crate::error::DataError;
 use tks_core::layer::Encoder;
 use tks_core::model::Model;
+use tks_data::Dataset;
 
 /// Accuracies of one evaluation pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,9 +5,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{EvalReport, evaluate};
-use tks_data::Dataset;
 use tks_core::layer::Encoder;
 use tks_core::model::Model;
+use tks_data::Dataset;
 
 /// One test T.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,9 +58,9 @@ pub fn sweep_test_t(
 mod tests {
     use super::*;
     use crate::config::RunConfig;
-    use tks_data::SampleKind;
     use burn::module::{Module, ModuleMapper, Param};
     use burn::tensor::Tensor;
+    use tks_data::SampleKind;
 
     struct Zero;
     impl ModuleMapper for Zero {

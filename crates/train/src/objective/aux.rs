@@ -29,8 +29,8 @@ use burn::tensor::{Device, Tensor};
 use super::bkd::BkdGenerator;
 use super::tssd::TssdHead;
 use crate::error::{ConfigError, TrainError};
-use tks_core::model::{Model, ModelConfig, SnnOutput};
 use crate::train::checkpoint::{self, Checkpoint, CheckpointMeta};
+use tks_core::model::{Model, ModelConfig, SnnOutput};
 
 /// A trainable module owned by an objective, trained with the model and dropped at eval.
 #[derive(Module, Debug)]

@@ -11,14 +11,14 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use tks_data::{Dataset, Split};
 use crate::error::{ConfigError, TrainError, check_nonzero, check_positive, check_range};
 use crate::eval::{AccuracyCounter, EvalReport, evaluate, values};
+use crate::objective::aux::stage_shape;
+use crate::objective::{AuxModule, AuxShape, LossExtras, Objective, Progress, Teacher};
 use tks_core::kernels::KernelPolicy;
 use tks_core::layer::Encoder;
 use tks_core::model::{Model, ModelConfig};
-use crate::objective::aux::stage_shape;
-use crate::objective::{AuxModule, AuxShape, LossExtras, Objective, Progress, Teacher};
+use tks_data::{Dataset, Split};
 
 /// Optimisation settings (the `[train]` table of a recipe).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

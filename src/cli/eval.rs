@@ -60,6 +60,7 @@ pub(crate) fn load_run(
     let dir = RunDir::open(run)?;
     let mut config = dir.config()?;
     config.kernels = kernels.apply(config.kernels);
+    super::default_cache_dir(&mut config.data);
     let path = dir.checkpoint_path(which);
     let checkpoint = Checkpoint::load(&path)?;
     let device = default_device(cuda)?;

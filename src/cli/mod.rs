@@ -51,6 +51,18 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// `[data] cache_dir` when the run leaves it unset: `$XDG_CACHE_HOME/tks/frames`, else
+/// `$HOME/.cache/tks/frames` (else the data crate's temporary-directory default).
+pub(crate) fn default_cache_dir(data: &mut crate::data::source::DataConfig) {
+    if data.cache_dir.is_some() {
+        return;
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    data.cache_dir = var("XDG_CACHE_HOME")
+        .map(|x| std::path::PathBuf::from(x).join("tks/frames"))
+        .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/tks/frames")));
+}
+
 /// clap value parser: a number within [0, 1].
 fn unit_interval(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {

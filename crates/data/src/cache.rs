@@ -29,15 +29,10 @@ pub struct FrameCache {
     dir: Option<PathBuf>,
 }
 
-/// The default cache directory: `$XDG_CACHE_HOME/tks/frames`, else `$HOME/.cache/tks/frames`,
-/// else `<temp dir>/tks-cache/frames`.
+/// The cache directory used when `[data] cache_dir` is unset: `<temp dir>/tks-cache/frames`.
+/// The `tks` binary sets `cache_dir` to the user's cache directory (`$XDG_CACHE_HOME/tks/frames`,
+/// else `$HOME/.cache/tks/frames`) before loading; the library reads no environment variables.
 pub fn default_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("tks/frames");
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h).join(".cache/tks/frames");
-    }
     std::env::temp_dir().join("tks-cache/frames")
 }
 

@@ -28,4 +28,3 @@ pub enum DataError {
         what: String,
     },
 }
-

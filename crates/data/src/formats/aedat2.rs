@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use super::{be_u32, malformed, path_name, read_file};
-use crate::events::Events;
 use crate::error::DataError;
+use crate::events::Events;
 
 /// The first header line.
 pub const MAGIC: &[u8] = b"#!AER-DAT2.0";

@@ -19,8 +19,8 @@
 use std::path::Path;
 
 use super::{le_u16, le_u32, malformed, path_name, read_file};
-use crate::events::Events;
 use crate::error::DataError;
+use crate::events::Events;
 
 /// The first header line.
 pub const MAGIC: &[u8] = b"#!AER-DAT3.1";

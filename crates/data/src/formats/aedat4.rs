@@ -17,8 +17,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::{le_i32, le_i64, le_u16, le_u32, malformed, path_name, read_file};
-use crate::events::Events;
 use crate::error::DataError;
+use crate::events::Events;
 
 /// The first line.
 pub const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";

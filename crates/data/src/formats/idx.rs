@@ -10,8 +10,8 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::{be_u32, malformed, path_name, read_file};
-use crate::{Dataset, SampleKind};
 use crate::error::DataError;
+use crate::{Dataset, SampleKind};
 
 /// Magic of an IDX u8 image file (3 dims).
 pub const IMAGES_MAGIC: u32 = 2051;

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use super::{malformed, path_name, read_file};
+use crate::error::DataError;
 use crate::events::{Events, Resize, SplitBy, to_frames};
 use crate::{Dataset, SampleKind, Split};
-use crate::error::DataError;
 
 /// Sensor width and height of N-MNIST.
 pub const SIZE: u16 = 34;

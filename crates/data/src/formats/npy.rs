@@ -21,8 +21,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::{le_u16, le_u32, malformed, path_name, read_file};
-use crate::events::Events;
 use crate::error::DataError;
+use crate::events::Events;
 
 /// The npy magic.
 pub const MAGIC: &[u8] = b"\x93NUMPY";

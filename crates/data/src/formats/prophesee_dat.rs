@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use super::{le_u32, malformed, path_name, read_file};
-use crate::events::Events;
 use crate::error::DataError;
+use crate::events::Events;
 
 /// A parsed `.dat` file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,7 +98,7 @@ impl Integration {
         Ok(Self {
             timesteps,
             split_by: c.split_by()?,
-            resize: c.resize_with(0)?,
+            resize: c.frame_resize()?,
             cache: c.frame_cache(),
         })
     }

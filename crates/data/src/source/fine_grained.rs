@@ -24,12 +24,30 @@ pub(super) struct Layout {
 /// whose files all exist wins; none = bare class folders). A new layout is a loader here and
 /// one line in this table.
 pub(super) const LAYOUTS: &[Layout] = &[
-    Layout { files: &["images.txt", "train_test_split.txt"], load: load_cub },
-    Layout { files: &["train_list.txt", "test_list.txt"], load: load_dogs },
-    Layout { files: &["anno_train.csv", "anno_test.csv"], load: load_cars },
-    Layout { files: &["train_list.mat"], load: load_dogs_mat },
-    Layout { files: &["devkit/cars_train_annos.mat"], load: load_cars_devkit },
-    Layout { files: &["cars_annos.mat"], load: load_cars_annos },
+    Layout {
+        files: &["images.txt", "train_test_split.txt"],
+        load: load_cub,
+    },
+    Layout {
+        files: &["train_list.txt", "test_list.txt"],
+        load: load_dogs,
+    },
+    Layout {
+        files: &["anno_train.csv", "anno_test.csv"],
+        load: load_cars,
+    },
+    Layout {
+        files: &["train_list.mat"],
+        load: load_dogs_mat,
+    },
+    Layout {
+        files: &["devkit/cars_train_annos.mat"],
+        load: load_cars_devkit,
+    },
+    Layout {
+        files: &["cars_annos.mat"],
+        load: load_cars_annos,
+    },
 ];
 
 /// `<id> <value>` lines of a CUB-200-2011 list file.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::DataConfig;
-use super::fine_grained::LAYOUTS;
 use super::files::{class_files, empty_dir, has_ext, list, not_found, require_dir};
+use super::fine_grained::LAYOUTS;
 use crate::error::DataError;
 use crate::events::stratified_split;
 use crate::formats::read_file;

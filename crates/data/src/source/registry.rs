@@ -108,7 +108,8 @@ pub const REGISTRY: &[SourceEntry] = &[
     },
     SourceEntry {
         name: "nmnist", aliases: &[], needs_path: true,
-        description: "`train1K.txt` + `test100.txt` + `<id>.bs2`, or `Train/<digit>/*.bin` + `Test/…`",
+        description: "`train1K.txt` + `test100.txt` + `<id>.bs2`, or `Train/<digit>/*.bin` + \
+                      `Test/…`",
         events: true, frame_shape: |_, r| EventFormat::Nmnist.frame_shape(r), normalization: None,
         load: nmnist::load,
     },

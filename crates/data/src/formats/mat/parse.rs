@@ -24,7 +24,6 @@
 //! before anything is allocated, nesting is limited to [`MAX_DEPTH`] levels, and errors name
 //! the file and the byte offset (in the file, or in the decompressed stream of the
 
-
 use std::io::Read;
 use std::ops::Range;
 use std::path::Path;

@@ -79,7 +79,8 @@ pub struct DataConfig {
     pub normalize: bool,
     /// Cache integrated event frames on disk.
     pub cache: bool,
-    /// Cache directory (default `$XDG_CACHE_HOME/tks/frames` or `~/.cache/tks/frames`).
+    /// Cache directory (the binary fills in `$XDG_CACHE_HOME/tks/frames`, else
+    /// `$HOME/.cache/tks/frames`; a library caller that leaves it unset gets a temporary directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
     /// Decoding threads (0 = rayon's default, one per core).

@@ -103,6 +103,42 @@ pub trait Network: SetKernels {
     }
 }
 
+/// [`ArchitectureInfo`] and [`Architecture`] for a configuration with the usual fields
+/// (`num_classes`, `in_channels`, a square `input_size`, `neuron`), an inherent `validate` and an
+/// inherent `init` that builds `Net`: `square_input_architecture!(VggSnnConfig => VggSnn);`.
+macro_rules! square_input_architecture {
+    ($config:ty => $net:ty) => {
+        impl $crate::model::ArchitectureInfo for $config {
+            fn validate(&self) -> Result<(), $crate::error::ConfigError> {
+                Self::validate(self)
+            }
+
+            fn num_classes(&self) -> usize {
+                self.num_classes
+            }
+
+            fn input_shape(&self) -> [usize; 3] {
+                [self.in_channels, self.input_size, self.input_size]
+            }
+
+            fn neuron_mut(&mut self) -> &mut $crate::neuron::NeuronConfig {
+                &mut self.neuron
+            }
+        }
+
+        impl $crate::model::Architecture for $config {
+            type Net = $net;
+
+            fn build(
+                &self,
+                device: &burn::tensor::Device,
+            ) -> Result<$net, $crate::error::ConfigError> {
+                self.init(device)
+            }
+        }
+    };
+}
+
 /// The model registry: one line per architecture,
 /// `file: Variant(Config => Network) = "arch tag";`. It declares the module `file` (re-exporting
 /// its public items) and generates [`ModelConfig`] (the `[model]` table, tagged by `arch`),

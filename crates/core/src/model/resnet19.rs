@@ -26,7 +26,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, global_avg_pool, scaled};
+use super::{Network, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::{linear, spike};
 use crate::layer::{ConvBn, Norm};
@@ -90,31 +90,7 @@ pub(crate) fn check_norm(norm: Norm) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl ArchitectureInfo for ResNet19Config {
-    fn validate(&self) -> Result<(), ConfigError> {
-        Self::validate(self)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn input_shape(&self) -> [usize; 3] {
-        [self.in_channels, self.input_size, self.input_size]
-    }
-
-    fn neuron_mut(&mut self) -> &mut NeuronConfig {
-        &mut self.neuron
-    }
-}
-
-impl Architecture for ResNet19Config {
-    type Net = ResNet19;
-
-    fn build(&self, device: &Device) -> Result<ResNet19, ConfigError> {
-        self.init(device)
-    }
-}
+square_input_architecture!(ResNet19Config => ResNet19);
 
 impl ResNet19Config {
     /// Checks every field, naming the first bad one.

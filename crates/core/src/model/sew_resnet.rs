@@ -31,7 +31,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::resnet19::{MlpHead, RESNET19_HIDDEN, RESNET19_STAGES, check_norm};
-use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, global_avg_pool, scaled};
+use super::{Network, check_classes, check_width, global_avg_pool, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBn, ConvBnSpike, Norm, Pool, PoolKind};
@@ -87,31 +87,7 @@ struct Layout {
     hidden: Option<usize>,
 }
 
-impl ArchitectureInfo for SewResNetConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        Self::validate(self)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn input_shape(&self) -> [usize; 3] {
-        [self.in_channels, self.input_size, self.input_size]
-    }
-
-    fn neuron_mut(&mut self) -> &mut NeuronConfig {
-        &mut self.neuron
-    }
-}
-
-impl Architecture for SewResNetConfig {
-    type Net = SewResNet;
-
-    fn build(&self, device: &Device) -> Result<SewResNet, ConfigError> {
-        self.init(device)
-    }
-}
+square_input_architecture!(SewResNetConfig => SewResNet);
 
 impl SewResNetConfig {
     fn layout(&self) -> Result<Layout, ConfigError> {

@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Architecture, ArchitectureInfo, Network};
+use super::Network;
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
@@ -44,33 +44,15 @@ impl Default for SmallCnnConfig {
     }
 }
 
-impl ArchitectureInfo for SmallCnnConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
+square_input_architecture!(SmallCnnConfig => SmallCnn);
+
+impl SmallCnnConfig {
+    /// Checks what can be checked without building (the neuron; the shape checks run in
+    /// [`Self::init`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.neuron.validate()
     }
 
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn input_shape(&self) -> [usize; 3] {
-        [self.in_channels, self.input_size, self.input_size]
-    }
-
-    fn neuron_mut(&mut self) -> &mut NeuronConfig {
-        &mut self.neuron
-    }
-}
-
-impl Architecture for SmallCnnConfig {
-    type Net = SmallCnn;
-
-    fn build(&self, device: &Device) -> Result<SmallCnn, ConfigError> {
-        self.init(device)
-    }
-}
-
-impl SmallCnnConfig {
     /// Builds the network.
     pub fn init(&self, device: &Device) -> Result<SmallCnn, ConfigError> {
         check_nonzero("model.in_channels", self.in_channels)?;

@@ -14,7 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Architecture, ArchitectureInfo, Network, check_classes, check_width, scaled};
+use super::{Network, check_classes, check_width, scaled};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
@@ -57,31 +57,7 @@ impl Default for VggSnnConfig {
     }
 }
 
-impl ArchitectureInfo for VggSnnConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        Self::validate(self)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn input_shape(&self) -> [usize; 3] {
-        [self.in_channels, self.input_size, self.input_size]
-    }
-
-    fn neuron_mut(&mut self) -> &mut NeuronConfig {
-        &mut self.neuron
-    }
-}
-
-impl Architecture for VggSnnConfig {
-    type Net = VggSnn;
-
-    fn build(&self, device: &Device) -> Result<VggSnn, ConfigError> {
-        self.init(device)
-    }
-}
+square_input_architecture!(VggSnnConfig => VggSnn);
 
 impl VggSnnConfig {
     /// Checks every field, naming the first bad one.

@@ -38,15 +38,15 @@ fn main() -> anyhow::Result<()> {
     config.neuron_mut().surrogate = Surrogate::Atan { alpha: 2.0 };
     println!("\n{}", toml::to_string(&config)?);
 
-    // 3. Train and evaluate.
-    let data = digits::load()?;
+    // 3. Train (selecting the epoch on a 10 % validation split), then test.
+    let data = digits::load()?.with_validation(0.1, 0);
     let objective = config.objective()?;
     let mut on_epoch = |r: &tks::train::EpochRecord| {
         println!(
-            "epoch {}: loss {:.4}, test {:.2}%",
+            "epoch {}: loss {:.4}, validation {:.2}%",
             r.epoch,
             r.loss,
-            100.0 * r.test.accuracy
+            100.0 * r.val.as_ref().map_or(0.0, |v| v.accuracy)
         )
     };
     let outcome = train(
@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    for (t, acc) in outcome.final_test().per_timestep.iter().enumerate() {
+    for (t, acc) in outcome.selected_test().per_timestep.iter().enumerate() {
         println!("timestep {}: {:.2}%", t + 1, 100.0 * acc);
     }
     Ok(())

@@ -21,7 +21,8 @@ pub struct EvalArgs {
     /// Run directory (written by `tks train --out DIR`).
     #[arg(long)]
     pub run: PathBuf,
-    /// Checkpoint: `best`, `last`, or a path to a .safetensors file.
+    /// Checkpoint: `best` (the epoch with the highest validation accuracy; `last` for a run
+    /// without a validation set), `last`, or a path to a .safetensors file.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
     /// Timesteps at test time (default: the training T).
@@ -47,6 +48,8 @@ pub(crate) struct LoadedRun {
     pub config: RunConfig,
     pub model: Model,
     pub checkpoint: Checkpoint,
+    /// Why this checkpoint (`best` = highest validation accuracy, …).
+    pub reason: String,
     pub device: Device,
 }
 
@@ -61,7 +64,7 @@ pub(crate) fn load_run(
     let mut config = dir.config()?;
     config.kernels = kernels.apply(config.kernels);
     super::default_cache_dir(&mut config.data);
-    let path = dir.checkpoint_path(which);
+    let (path, reason) = dir.choose_checkpoint(which)?;
     let checkpoint = Checkpoint::load(&path)?;
     let device = default_device(cuda)?;
     device.seed(config.train.seed);
@@ -71,6 +74,7 @@ pub(crate) fn load_run(
         config,
         model,
         checkpoint,
+        reason,
         device,
     })
 }
@@ -172,9 +176,9 @@ pub fn run(args: EvalArgs, kernels: &KernelOverrides) -> anyhow::Result<()> {
     )
     .with_context(|| format!("evaluating on {} at T = {t}", data.test.name))?;
     println!(
-        "tks eval: {} (epoch {}) on {} at T = {}",
+        "tks eval: {} ({}) on {} at T = {}",
         run.checkpoint.path.display(),
-        run.checkpoint.meta.epoch,
+        run.reason,
         data.test.name,
         t
     );

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::eval::{load_data, load_run, write_json};
-use crate::eval::sweep::{SweepPoint, SweepReport, sweep_test_t};
+use crate::eval::sweep::{SweepMode, SweepPoint, SweepReport, sweep_test_t};
 use crate::train::TrainHooks;
 use crate::train::checkpoint::{run_files, train_in_dir};
 
@@ -20,9 +20,15 @@ pub struct SweepArgs {
     /// Checkpoint: `best`, `last`, or a path to a .safetensors file.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
-    /// Largest test T (default: twice the training T).
+    /// Largest test T (default: twice the training T for `rebin`, the training T for
+    /// `truncate`).
     #[arg(long)]
     pub max_t: Option<usize>,
+    /// Event data at a shorter test T: `rebin` integrates every event of a recording into t
+    /// frames (the official TKS code's reading), `truncate` keeps the first t of the training T
+    /// frames (lower latency, same frame statistics). Static images: the two coincide.
+    #[arg(long, value_enum, default_value = "rebin")]
+    pub mode: ModeArg,
     /// Also train a model at each of these T (comma-separated, e.g. 1,2,4,8) with the run's
     /// configuration and test it at the same T; runs go to RUN/equal-T<T>.
     #[arg(long, value_delimiter = ',', value_parser = super::positive)]
@@ -30,7 +36,7 @@ pub struct SweepArgs {
     /// Epochs for the `--train-equal` runs (default: the run's).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Output file (default: RUN/sweep.json).
+    /// Output file (default: RUN/sweep.json, RUN/sweep-truncate.json with `--mode truncate`).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Run on CUDA device 0 (build with `--features cuda`).
@@ -38,23 +44,62 @@ pub struct SweepArgs {
     pub cuda: bool,
 }
 
+/// `--mode` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ModeArg {
+    /// Integrate all events into t frames.
+    Rebin,
+    /// Keep the first t of the trained-on frames.
+    Truncate,
+}
+
+impl From<ModeArg> for SweepMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Rebin => SweepMode::Rebin,
+            ModeArg::Truncate => SweepMode::Truncate,
+        }
+    }
+}
+
 /// Runs `tks sweep`.
 pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let equal_ts = &args.train_equal;
     let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
     let c = &run.config;
-    let max_t = args.max_t.unwrap_or(2 * c.train.timesteps).max(1);
+    let mode = SweepMode::from(args.mode);
+    let train_t = c.train.timesteps;
+    let first = load_data(c, train_t)?;
+    let is_static = matches!(first.test.kind, crate::data::SampleKind::Static);
+    let max_t = match (mode, is_static) {
+        (SweepMode::Truncate, false) => {
+            let max_t = args.max_t.unwrap_or(train_t);
+            if max_t > train_t {
+                anyhow::bail!(
+                    "`--max-t` = {max_t}: truncating keeps at most the {train_t} frames the model was trained on (use `--mode rebin` for longer T)"
+                );
+            }
+            max_t
+        }
+        _ => args.max_t.unwrap_or(2 * train_t),
+    }
+    .max(1);
     println!(
-        "tks sweep: {} (trained at T = {}), test T = 1..{}",
+        "tks sweep: {} ({}), trained at T = {train_t}, test T = 1..{max_t}, mode {}{}",
         run.checkpoint.path.display(),
-        c.train.timesteps,
-        max_t
+        run.reason,
+        mode.name(),
+        if is_static {
+            " (static images: truncate and re-bin coincide)"
+        } else {
+            ""
+        }
     );
     let mut test_t = Vec::new();
-    // Static images are encoded over any T; event samples are integrated into T frames, so
-    // they are loaded again for every T.
-    let first = load_data(c, c.train.timesteps)?;
-    let shared = matches!(first.test.kind, crate::data::SampleKind::Static).then_some(first);
+    // Static images are encoded over any T, and truncation keeps the T-frame event samples
+    // (each evaluation keeps the first t frames); re-binned event samples are integrated into
+    // t frames, so they are loaded again for every t.
+    let shared = (is_static || mode == SweepMode::Truncate).then_some(first);
     for t in 1..=max_t {
         let data = match &shared {
             Some(d) => d.clone(),
@@ -111,12 +156,16 @@ pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     }
     let file = SweepReport {
         train_timesteps: c.train.timesteps,
+        mode,
         test_t,
         train_equal,
     };
-    let out = args
-        .output
-        .unwrap_or_else(|| run.dir.file(run_files::SWEEP));
+    let out = args.output.unwrap_or_else(|| {
+        run.dir.file(match mode {
+            SweepMode::Rebin => run_files::SWEEP,
+            SweepMode::Truncate => run_files::SWEEP_TRUNCATE,
+        })
+    });
     write_json(&out, &file)?;
     println!("wrote {}", out.display());
     Ok(())

@@ -15,7 +15,7 @@ use crate::train::TrainHooks;
 
 /// Arguments that change what a run computes, so cannot be combined with `--resume` (the
 /// resumed run uses its `config.toml`).
-const RUN_CHANGING_FLAGS: [&str; 17] = [
+const RUN_CHANGING_FLAGS: [&str; 18] = [
     "config",
     "data",
     "objective",
@@ -33,6 +33,7 @@ const RUN_CHANGING_FLAGS: [&str; 17] = [
     "seed",
     "threshold",
     "surrogate",
+    "val_ratio",
 ];
 
 #[derive(Args, Default)]
@@ -94,6 +95,10 @@ pub struct TrainArgs {
     /// Surrogate gradient: triangle, sigmoid, atan, rectangle, bireal (default parameters).
     #[arg(long)]
     surrogate: Option<String>,
+    /// Share of the training data held out as the validation set that `best` is chosen on
+    /// (`[data] val_ratio`, default 0.1; 0 = none, no selection).
+    #[arg(long, value_parser = super::unit_interval)]
+    val_ratio: Option<f64>,
     /// Write the epoch history as JSON lines to this file.
     #[arg(long)]
     metrics: Option<PathBuf>,
@@ -159,6 +164,9 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
     }
     if let Some(v) = &args.data {
         config.data.source = v.clone();
+    }
+    if let Some(v) = args.val_ratio {
+        config.data.val_ratio = v;
     }
     config.validate()?;
     Ok(config)
@@ -233,11 +241,12 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     let objective = config.objective()?;
     let t = &config.train;
     println!(
-        "tks: training {:?} with objective `{}` on {} ({} train / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
+        "tks: training {:?} with objective `{}` on {} ({} train / {} validation / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
         arch_name(&config),
         objective.name(),
         config.data.source,
         data.train.len(),
+        data.val.as_ref().map_or(0, |v| v.len()),
         data.test.len(),
         data.train.frame_shape,
         t.timesteps,
@@ -253,14 +262,15 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         ),
         None => None,
     };
+    let held_out = if data.val.is_some() { "val" } else { "test" };
     let mut on_epoch = |r: &crate::train::EpochRecord| {
         println!(
-            "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
+            "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  {held_out} acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
             r.epoch,
             t.epochs,
             r.loss,
             100.0 * r.train_accuracy,
-            100.0 * r.test.accuracy,
+            100.0 * r.held_out().map_or(0.0, |e| e.accuracy),
             r.lr,
             r.seconds,
             r.samples_per_second
@@ -286,7 +296,25 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         &device,
         hooks,
     )?;
-    print_eval(outcome.final_test());
+    match &outcome.best {
+        Some(b) => {
+            println!(
+                "\nselected on the validation set: epoch {} of {} (validation accuracy {:.2}%)",
+                b.epoch,
+                outcome.history.len(),
+                100.0 * b.val_accuracy
+            );
+            print_eval(&b.test);
+            println!(
+                "last epoch's model: test accuracy {:.2}%",
+                100.0 * outcome.test_last.accuracy
+            );
+        }
+        None => {
+            println!("\nno validation set ([data] val_ratio = 0): the last epoch's model");
+            print_eval(outcome.final_test());
+        }
+    }
     if let Some(path) = &args.save {
         let meta = crate::train::checkpoint::CheckpointMeta {
             epoch: t.epochs,

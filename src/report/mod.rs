@@ -20,7 +20,7 @@ use crate::eval::analysis::{EvalFile, collect_logits};
 use crate::eval::anytime::AnytimeFile;
 use crate::eval::sweep::SweepReport;
 use crate::train::EpochRecord;
-use crate::train::checkpoint::{Checkpoint, RunDir, run_files};
+use crate::train::checkpoint::{Checkpoint, RunDir, RunResult, run_files};
 use plots::{BarPlot, Figure, LinePlot, ScatterPlot};
 
 /// A report that cannot be made; names the file.
@@ -53,6 +53,9 @@ pub struct RunSummary {
     pub train_timesteps: usize,
     /// `metrics.jsonl`.
     pub history: Vec<EpochRecord>,
+    /// `result.json` (test accuracy of the best-on-validation and the last checkpoint), if
+    /// the run finished.
+    pub result: Option<RunResult>,
     /// `eval.json`, if present.
     pub eval: Option<EvalFile>,
     /// `sweep.json`, if present.
@@ -89,11 +92,21 @@ impl RunSummary {
             objective: config.objective.name().to_string(),
             train_timesteps: config.train.timesteps,
             history,
+            result: run.result().map_err(|e| rerr(dir, e))?,
             eval: read_json(&run.file(run_files::EVAL))?,
             sweep: read_json(&run.file(run_files::SWEEP))?,
             anytime: read_json(&run.file(run_files::ANYTIME))?,
             tsne: None,
         })
+    }
+
+    /// The test-set evaluation of the selected checkpoint from `result.json` (best on
+    /// validation, else last), or of the last epoch of a run without a validation set.
+    pub fn final_test(&self) -> Option<&crate::eval::EvalReport> {
+        match &self.result {
+            Some(r) => Some(r.test_best.as_ref().unwrap_or(&r.test_last)),
+            None => self.history.last().and_then(|h| h.test.as_ref()),
+        }
     }
 
     /// Label in legends: `name (objective)`.
@@ -171,7 +184,7 @@ pub fn figures(runs: &[RunSummary]) -> Vec<(String, String, Figure)> {
         ..Default::default()
     };
     let mut loss = line("Training loss", "epoch", "loss");
-    let mut acc = line("Test accuracy", "epoch", "accuracy (%)");
+    let mut acc = line("Held-out accuracy", "epoch", "accuracy (%)");
     for r in runs {
         loss.series.push((
             r.label(),
@@ -181,7 +194,7 @@ pub fn figures(runs: &[RunSummary]) -> Vec<(String, String, Figure)> {
             r.label(),
             r.history
                 .iter()
-                .map(|h| (h.epoch as f64, 100.0 * h.test.accuracy))
+                .filter_map(|h| Some((h.epoch as f64, 100.0 * h.held_out()?.accuracy)))
                 .collect(),
         ));
     }
@@ -192,7 +205,7 @@ pub fn figures(runs: &[RunSummary]) -> Vec<(String, String, Figure)> {
     ));
     out.push((
         "training_accuracy".into(),
-        "Test accuracy (time-averaged output) per epoch.".into(),
+        "Accuracy (time-averaged output) per epoch on the validation set (on the test set for runs without one).".into(),
         Figure::Line(acc),
     ));
     let mut per_t = line(
@@ -208,7 +221,7 @@ pub fn figures(runs: &[RunSummary]) -> Vec<(String, String, Figure)> {
     for r in runs {
         let rep = match &r.eval {
             Some(e) => Some(&e.analysis.report),
-            None => r.history.last().map(|h| &h.test),
+            None => r.final_test(),
         };
         if let Some(rep) = rep {
             let pts = |v: &[f64]| -> Vec<(f64, f64)> {
@@ -364,7 +377,7 @@ fn summary_table(runs: &[RunSummary]) -> Vec<Vec<String>> {
         "energy (µJ/sample)".into(),
     ]];
     for r in runs {
-        let last = r.history.last();
+        let last = r.final_test();
         let (top1, top5, t1, aurc, eaurc, energy) = match &r.eval {
             Some(e) => {
                 let a = &e.analysis;
@@ -383,9 +396,9 @@ fn summary_table(runs: &[RunSummary]) -> Vec<Vec<String>> {
                 )
             }
             None => (
-                last.map_or("-".into(), |h| pct(h.test.accuracy)),
+                last.map_or("-".into(), |h| pct(h.accuracy)),
                 "-".into(),
-                last.and_then(|h| h.test.per_timestep.first())
+                last.and_then(|h| h.per_timestep.first())
                     .map_or("-".into(), |v| pct(*v)),
                 "-".into(),
                 "-".into(),

@@ -60,7 +60,8 @@ fn train_on_nmnist_small_from_the_command_line() {
     );
     assert!(ok, "{text}");
     assert!(
-        text.contains("1000 train / 100 test") && text.contains("final test accuracy"),
+        text.contains("899 train / 101 validation / 100 test")
+            && text.contains("final test accuracy"),
         "{text}"
     );
     // frames were cached under $XDG_CACHE_HOME/tks/frames

@@ -19,6 +19,7 @@ use tks::train::{TrainHooks, train};
 
 fn config(source: String, cache: &Path) -> DataConfig {
     DataConfig {
+        val_ratio: 0.0, // the loader's own split
         source,
         cache_dir: Some(cache.to_path_buf()),
         ..DataConfig::default()
@@ -206,6 +207,7 @@ fn nmnist_end_to_end_training_and_shape_errors() {
         ("dvsgesture:/x", [2, 128, 128]),
     ] {
         let c = DataConfig {
+            val_ratio: 0.0, // the loader's own split
             source: src.into(),
             ..DataConfig::default()
         };
@@ -217,6 +219,7 @@ fn nmnist_end_to_end_training_and_shape_errors() {
 #[test]
 fn augmentation_is_seeded_and_training_only() {
     let c = DataConfig {
+        val_ratio: 0.0, // the loader's own split
         augment: AugmentConfig {
             hflip: true,
             crop_padding: 2,

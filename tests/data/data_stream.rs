@@ -39,6 +39,7 @@ fn epoch(d: &Dataset, seed: u64, e: usize, bs: usize) -> Vec<(Vec<f32>, Vec<u32>
 
 fn config(root: &Path) -> DataConfig {
     DataConfig {
+        val_ratio: 0.0, // the loader's own split
         source: format!("folder:{}", root.display()),
         image_size: 8,
         cache_dir: Some(root.join(".cache")),
@@ -198,7 +199,11 @@ fn streamed_events_match_in_memory_and_train() {
         let run = RunConfig::from_toml(&toml(stream), "s.toml").unwrap();
         let data: Split = load(&run.data, run.train.timesteps).unwrap();
         assert_eq!(data.train.is_lazy(), stream);
-        assert_eq!((data.train.len(), data.test.len()), (18, 2));
+        // 18 training recordings: 2 (one per class) become the validation set, which a
+        // streamed set keeps on disk too.
+        let val = data.val.as_ref().unwrap();
+        assert_eq!((data.train.len(), val.len(), data.test.len()), (16, 2, 2));
+        assert_eq!(val.is_lazy(), stream);
         let batches = epoch(&data.train, 5, 0, 4);
         let objective = run.objective().unwrap();
         let outcome = train(
@@ -210,7 +215,11 @@ fn streamed_events_match_in_memory_and_train() {
             TrainHooks::default(),
         )
         .unwrap();
-        results.push((batches, outcome.final_test().accuracy));
+        results.push((
+            batches,
+            outcome.final_test().accuracy,
+            outcome.best.as_ref().map(|b| (b.epoch, b.val_accuracy)),
+        ));
     }
     assert_eq!(results[0].0, results[1].0);
     // the same data in the same order: the same training run
@@ -239,6 +248,7 @@ fn ncaltech101_events_outside_the_sensor_are_skipped() {
         }
     }
     let c = DataConfig {
+        val_ratio: 0.0, // the loader's own split
         source: format!("ncaltech101:{}", root.0.display()),
         cache: false,
         ..DataConfig::default()
@@ -259,6 +269,7 @@ fn ncaltech101_events_outside_the_sensor_are_skipped() {
 fn a_missing_path_names_the_os_error_once() {
     let missing = std::env::temp_dir().join("tks-no-such-dir-for-this-test/mnist");
     let c = DataConfig {
+        val_ratio: 0.0, // the loader's own split
         source: format!("mnist:{}", missing.display()),
         ..DataConfig::default()
     };

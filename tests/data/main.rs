@@ -10,3 +10,5 @@ mod data_fuzz;
 mod data_policy;
 mod data_sources;
 mod data_stream;
+mod protocol;
+mod sweep_modes;

@@ -53,9 +53,19 @@ fn train_eval_sweep_anytime_report() {
     }
     let metrics = std::fs::read_to_string(base.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2);
+    // `best` is the epoch with the best validation accuracy; result.json has both test results.
+    let result: tks::train::checkpoint::RunResult = read(&base.join("result.json"));
+    let history = tks::train::checkpoint::RunDir::open(&base)
+        .unwrap()
+        .metrics()
+        .unwrap();
+    assert!(history.iter().all(|r| r.val.is_some() && r.test.is_none()));
+    assert_eq!(result.best_epoch, tks::train::best_epoch(&history));
+    assert!(result.test_best.is_some() && result.test_last.samples == 355);
 
     // eval
     let out = ok(&["eval", "--run", &bs, "--mac-pj", "3.7"]);
+    assert!(out.contains("highest validation accuracy"), "{out}");
     assert!(out.contains("top-5") && out.contains("AURC"), "{out}");
     let e: EvalFile = read(&base.join("eval.json"));
     assert_eq!(e.timesteps, 4);

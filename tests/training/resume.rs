@@ -26,7 +26,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// Epoch, step losses, train accuracy, test accuracy, per-timestep test accuracy.
+/// Epoch, step losses, train accuracy, validation accuracy, per-timestep validation accuracy.
 type Curve = Vec<(usize, Vec<f64>, f64, f64, Vec<f64>)>;
 
 /// What must match: everything but wall-clock timings.
@@ -37,8 +37,8 @@ fn curve(h: &[EpochRecord]) -> Curve {
                 r.epoch,
                 r.step_losses.clone(),
                 r.train_accuracy,
-                r.test.accuracy,
-                r.test.per_timestep.clone(),
+                r.val.as_ref().unwrap().accuracy,
+                r.val.as_ref().unwrap().per_timestep.clone(),
             )
         })
         .collect()
@@ -52,7 +52,8 @@ fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
 fn resume_matches_uninterrupted_run() {
     let _turn = crate::common::serial();
     let cfg = config();
-    let data = digits::load().unwrap();
+    // With a validation set, so that the best-on-validation model must survive the resume too.
+    let data = digits::load().unwrap().with_validation(0.1, 0);
     let objective = cfg.objective().unwrap();
     let device = Device::flex();
 
@@ -104,6 +105,7 @@ fn resume_matches_uninterrupted_run() {
         TrainHooks::default(),
         RunHooks {
             resume: None,
+            resume_best: None,
             on_checkpoint: Some(&mut save),
         },
     )
@@ -126,6 +128,21 @@ fn resume_matches_uninterrupted_run() {
     .unwrap();
     assert_eq!(curve(&resumed.history), curve(&straight.history));
     assert_eq!(resumed.final_test(), straight.final_test());
+    let best = |o: &tks::train::TrainOutcome| {
+        o.best
+            .as_ref()
+            .map(|b| (b.epoch, b.val_accuracy, b.test.clone()))
+    };
+    assert!(best(&straight).is_some());
+    assert_eq!(best(&resumed), best(&straight));
+    assert_eq!(
+        weights(&resumed_dir.join(run_files::BEST)),
+        weights(&straight_dir.join(run_files::BEST))
+    );
+    assert_eq!(
+        RunDir::open(&resumed_dir).unwrap().result().unwrap(),
+        RunDir::open(&straight_dir).unwrap().result().unwrap()
+    );
     assert_eq!(
         curve(&RunDir::open(&resumed_dir).unwrap().metrics().unwrap()),
         curve(&straight.history)

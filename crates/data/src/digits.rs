@@ -93,6 +93,7 @@ pub fn load() -> Result<Split, DataError> {
             train_x,
             train_y,
         )?,
+        val: None,
         test: Dataset::new(
             "digits/test",
             SampleKind::Static,

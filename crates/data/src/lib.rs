@@ -20,6 +20,7 @@ pub mod dvs_digits;
 pub mod error;
 pub mod events;
 pub mod formats;
+pub mod holdout;
 pub mod source;
 pub mod stream;
 
@@ -76,13 +77,27 @@ pub struct Dataset {
     pub augment: Option<augment::AugmentConfig>,
 }
 
-/// A train/test pair.
+/// A train/test pair, with the validation set carved from the training data when the run has
+/// one (`[data] val_ratio`, see [`holdout`]).
 #[derive(Debug, Clone)]
 pub struct Split {
     /// Training set.
     pub train: Dataset,
+    /// Validation set (model selection), disjoint from `train`; `None` without one.
+    pub val: Option<Dataset>,
     /// Held-out test set.
     pub test: Dataset,
+}
+
+impl Split {
+    /// A train/test pair without a validation set.
+    pub fn new(train: Dataset, test: Dataset) -> Split {
+        Split {
+            train,
+            val: None,
+            test,
+        }
+    }
 }
 
 /// The samples of one batch as host values (decoded, augmented), before they become tensors.
@@ -351,7 +366,8 @@ impl HostBatch {
     }
 
     /// The tensors: static samples are encoded over `timesteps` by `encoder`; event samples must
-    /// already have `timesteps` frames.
+    /// carry at least `timesteps` frames, of which the first `timesteps` are kept (the *truncate*
+    /// reading of a shorter T: lower latency, the same frame statistics).
     pub fn to_batch(&self, timesteps: usize, encoder: Encoder, device: &Device) -> Batch {
         let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
         let [c, h, w] = self.frame_shape;
@@ -363,12 +379,17 @@ impl HostBatch {
                 encoder.encode::<4, 5>(x, timesteps)
             }
             SampleKind::Frames { timesteps: t } => {
-                assert_eq!(
-                    t, timesteps,
+                assert!(
+                    t >= timesteps,
                     "event samples carry {t} frames, model asked for {timesteps}"
                 );
-                Tensor::<5>::from_data(TensorData::new(values, [b, t, c, h, w]), device)
-                    .swap_dims(0, 1)
+                let x = Tensor::<5>::from_data(TensorData::new(values, [b, t, c, h, w]), device)
+                    .swap_dims(0, 1);
+                if timesteps < t {
+                    x.narrow(0, 0, timesteps)
+                } else {
+                    x
+                }
             }
         };
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);

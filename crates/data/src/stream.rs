@@ -109,6 +109,14 @@ impl LazySamples {
         &self.items
     }
 
+    /// The samples `indices` (in that order), with the same decoder and settings.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            items: indices.iter().map(|&i| self.items[i].clone()).collect(),
+            ..self.clone()
+        }
+    }
+
     /// Batches decoded ahead by [`Batches`] (0 = decode on demand, no thread).
     pub fn prefetch(&self) -> usize {
         self.prefetch

@@ -51,6 +51,20 @@ pub enum TrainError {
         /// Seed of this run.
         seed: u64,
     },
+    /// A resumed run's best-on-validation epoch has no matching `best.safetensors`.
+    #[error(
+        "cannot resume: metrics say epoch {epoch} has the best validation accuracy, but {}",
+        match found {
+            Some((path, e)) => format!("{} holds epoch {e}", path.display()),
+            None => "the run has no best.safetensors".to_string(),
+        }
+    )]
+    ResumeBest {
+        /// The best epoch by the history.
+        epoch: usize,
+        /// The best checkpoint found, and its epoch.
+        found: Option<(std::path::PathBuf, usize)>,
+    },
     /// The data's frames are not the model's input shape.
     #[error("{data} has frames {frames:?} but the model expects {model:?}")]
     FrameShape {

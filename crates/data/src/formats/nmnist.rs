@@ -166,6 +166,7 @@ pub fn load_nmnist_small(
 ) -> Result<Split, DataError> {
     Ok(Split {
         train: load_nmnist_list(dir, "train1K.txt", timesteps, split_by)?,
+        val: None,
         test: load_nmnist_list(dir, "test100.txt", timesteps, split_by)?,
     })
 }

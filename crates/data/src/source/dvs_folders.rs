@@ -39,6 +39,7 @@ pub(super) fn load(
     let name = |w: &str| format!("{tag}:{}/{w}", dir.display());
     Ok(Split {
         train: event_set(name("train"), &single(pick(&tr), c.limit), f, &integ, c)?,
+        val: None,
         test: event_set(name("test"), &single(pick(&te), c.limit), f, &integ, c)?,
     })
 }

@@ -126,6 +126,7 @@ fn load_cub(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     let name = |w: &str| format!("folder:{}/{w}", root.display());
     Ok(Split {
         train: image_dataset(name("train"), &train, num_classes, c)?,
+        val: None,
         test: image_dataset(name("test"), &test, num_classes, c)?,
     })
 }
@@ -158,6 +159,7 @@ fn listed_split(
     let name = |w: &str| format!("folder:{}/{w}", root.display());
     Ok(Split {
         train: image_dataset(name("train"), &train, num_classes, c)?,
+        val: None,
         test: image_dataset(name("test"), &test, num_classes, c)?,
     })
 }

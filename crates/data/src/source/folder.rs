@@ -168,6 +168,7 @@ pub(super) fn load(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
         let n = classes.len();
         return Ok(Split {
             train: image_dataset(name("train"), &limit(train), n, c)?,
+            val: None,
             test: image_dataset(name("test"), &limit(test), n, c)?,
         });
     }
@@ -183,6 +184,7 @@ pub(super) fn load(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     let pick = |ix: &[usize]| ix.iter().map(|&i| items[i].clone()).collect::<Vec<_>>();
     Ok(Split {
         train: image_dataset(name("train"), &limit(pick(&tr)), classes.len(), c)?,
+        val: None,
         test: image_dataset(name("test"), &limit(pick(&te)), classes.len(), c)?,
     })
 }

@@ -82,6 +82,7 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
     let name = |w: &str| format!("dvsgesture:{}/{w}", dir.display());
     Ok(Split {
         train: event_set(name("train"), &files(train_files)?, f, &integ, c)?,
+        val: None,
         test: event_set(name("test"), &files(test_files)?, f, &integ, c)?,
     })
 }

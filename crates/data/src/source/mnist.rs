@@ -29,5 +29,5 @@ pub(super) fn load(dir: &Path, name: &str) -> Result<Split, DataError> {
     let (mut train, mut test) = (train?, test?);
     train.name = format!("{name}:{}/train", dir.display());
     test.name = format!("{name}:{}/test", dir.display());
-    Ok(Split { train, test })
+    Ok(Split::new(train, test))
 }

@@ -87,6 +87,20 @@ pub struct DataConfig {
     pub threads: usize,
     /// Keep at most this many samples per split, first ones in order (0 = all).
     pub limit: usize,
+    /// Keep at most this many training samples, first ones in order (0 = all; after `limit`
+    /// and the cross-validation fold, before the validation split). The test set stays whole.
+    pub train_limit: usize,
+    /// Share of the training samples held out as a class-stratified validation set, seeded by
+    /// `split_seed` (default 0.1). `best.safetensors` is the epoch with the best validation
+    /// accuracy; with 0 there is no validation set and no selection (the test set is never used
+    /// to choose a model).
+    pub val_ratio: f64,
+    /// k-fold cross-validation over the pooled train and test sets (0 = the source's own split):
+    /// fold `fold` is the test set, the other `folds − 1` train (stratified, seeded by
+    /// `split_seed`).
+    pub folds: usize,
+    /// Which fold is the test set (`0..folds`).
+    pub fold: usize,
     /// Keep samples on disk and decode them batch by batch (bounded memory): `true` always,
     /// `false` never, unset = when a split's f32 values would exceed `stream_above_mb`.
     /// Applies to image folders and event sources (IDX and CIFAR are always in memory); a
@@ -117,6 +131,10 @@ impl Default for DataConfig {
             cache_dir: None,
             threads: 0,
             limit: 0,
+            train_limit: 0,
+            val_ratio: 0.1,
+            folds: 0,
+            fold: 0,
             stream: None,
             stream_above_mb: 4096,
             prefetch: 2,
@@ -132,6 +150,21 @@ impl DataConfig {
         self.split_by()?;
         self.frame_resize()?;
         check_range("data.split_ratio", self.split_ratio, 0.0, 1.0)?;
+        check_range("data.val_ratio", self.val_ratio, 0.0, 0.9)?;
+        if self.folds == 1 {
+            return Err(ConfigError::invalid(
+                "data.folds",
+                1,
+                "must be 0 (the source's own split) or at least 2",
+            ));
+        }
+        if self.folds > 0 && self.fold >= self.folds {
+            return Err(ConfigError::invalid(
+                "data.fold",
+                self.fold,
+                &format!("must be below data.folds = {}", self.folds),
+            ));
+        }
         if self.image_size == 0 {
             return Err(ConfigError::invalid(
                 "data.image_size",
@@ -209,8 +242,10 @@ pub enum LoadError {
     Data(#[from] DataError),
 }
 
-/// Loads the configured source; event sources are integrated into `timesteps` frames. The
-/// training set carries the configured augmentation.
+/// Loads the configured source; event sources are integrated into `timesteps` frames. With
+/// `folds > 0` the test set is fold `fold` of the pooled data; `train_limit` then shortens the
+/// training set, and `val_ratio` carves the validation set out of it. The training set carries
+/// the configured augmentation; the validation and test sets none.
 pub fn load(config: &DataConfig, timesteps: usize) -> Result<Split, LoadError> {
     config.validate()?;
     let source = Source::parse(&config.source)?;
@@ -226,6 +261,13 @@ pub fn load(config: &DataConfig, timesteps: usize) -> Result<Split, LoadError> {
     } else {
         run()?
     };
+    if config.folds > 0 {
+        split = split.cross_validation_fold(config.folds, config.fold, config.split_seed)?;
+    }
+    if config.train_limit > 0 {
+        truncate(&mut split.train, config.train_limit);
+    }
+    split = split.with_validation(config.val_ratio, config.split_seed);
     if config.augment.is_active() {
         let mut augment = config.augment.clone();
         if config.normalize {

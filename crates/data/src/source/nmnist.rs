@@ -52,6 +52,7 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
     };
     Ok(Split {
         train: event_set(name("train"), &single(train, c.limit), f, &integ, c)?,
+        val: None,
         test: event_set(name("test"), &single(test, c.limit), f, &integ, c)?,
     })
 }

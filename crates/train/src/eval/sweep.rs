@@ -20,11 +20,38 @@ pub struct SweepPoint {
     pub report: EvalReport,
 }
 
+/// What a shorter test T means for event data (for static images the two coincide: the
+/// encoder simply runs fewer steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepMode {
+    /// Integrate all events of a recording into t frames (each frame T/t times denser) — what
+    /// the official TKS code does (BrainCog's loaders bin into `--step` frames).
+    #[default]
+    Rebin,
+    /// Keep the first t of the T frames the model was trained on (lower latency, the same frame
+    /// statistics; sees only the first t/T of the recording).
+    Truncate,
+}
+
+impl SweepMode {
+    /// Its name in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepMode::Rebin => "rebin",
+            SweepMode::Truncate => "truncate",
+        }
+    }
+}
+
 /// `sweep.json`: accuracy vs test T, and (optionally) train-and-test at equal T.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
     /// T the model was trained with.
     pub train_timesteps: usize,
+    /// How event data were shortened (`rebin` in files written before the mode existed).
+    #[serde(default)]
+    pub mode: SweepMode,
     /// One point per test T.
     pub test_t: Vec<SweepPoint>,
     /// Models trained and tested at equal T (`--train-equal`), one point per T.

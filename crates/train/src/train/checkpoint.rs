@@ -38,12 +38,17 @@ pub mod run_files {
     pub const METRICS: &str = "metrics.jsonl";
     /// Checkpoint after the latest epoch.
     pub const LAST: &str = "last.safetensors";
-    /// Checkpoint with the best test accuracy so far.
+    /// Checkpoint of the epoch with the best validation accuracy so far (not written by runs
+    /// without a validation set: nothing is selected on the test set).
     pub const BEST: &str = "best.safetensors";
+    /// Test-set evaluation of the best and of the last checkpoint, written when training ends.
+    pub const RESULT: &str = "result.json";
     /// Output of `tks eval`.
     pub const EVAL: &str = "eval.json";
-    /// Output of `tks sweep`.
+    /// Output of `tks sweep` (`--mode rebin`).
     pub const SWEEP: &str = "sweep.json";
+    /// Output of `tks sweep --mode truncate`.
+    pub const SWEEP_TRUNCATE: &str = "sweep-truncate.json";
     /// Output of `tks anytime`.
     pub const ANYTIME: &str = "anytime.json";
 }
@@ -389,6 +394,13 @@ impl RunDir {
         write_atomic(&cfg, config_toml.as_bytes()).map_err(|e| io(e, &cfg))?;
         let metrics = dir.file(run_files::METRICS);
         write_atomic(&metrics, b"").map_err(|e| io(e, &metrics))?;
+        // Files of an earlier run in the same directory would be mistaken for this one's.
+        for stale in [run_files::BEST, run_files::RESULT] {
+            let f = dir.file(stale);
+            if f.exists() {
+                std::fs::remove_file(&f).map_err(|e| io(e, &f))?;
+            }
+        }
         Ok(dir)
     }
 
@@ -426,6 +438,46 @@ impl RunDir {
         }
     }
 
+    /// Resolves `which` (`best`, `last` or a path) to a file and says why it is that one: `best`
+    /// is the epoch with the best validation accuracy; a run without a validation set has no
+    /// `best`, so `best` falls back to `last` (said in the reason).
+    pub fn choose_checkpoint(&self, which: &str) -> Result<(PathBuf, String), CheckpointError> {
+        let history = self.metrics().unwrap_or_default();
+        let epochs = history.len();
+        match which {
+            "best" => {
+                let best = self.file(run_files::BEST);
+                match super::best_epoch(&history) {
+                    Some(e) if best.is_file() => {
+                        let acc = history[e - 1].val.as_ref().map_or(0.0, |v| v.accuracy);
+                        Ok((
+                            best,
+                            format!(
+                                "best: epoch {e} of {epochs}, the highest validation accuracy ({:.2}%)",
+                                100.0 * acc
+                            ),
+                        ))
+                    }
+                    Some(e) => Err(invalid(
+                        &best,
+                        format!("missing, though epoch {e} has the best validation accuracy"),
+                    )),
+                    None => Ok((
+                        self.file(run_files::LAST),
+                        format!(
+                            "last: epoch {epochs} (the run has no validation set, [data] val_ratio = 0, so no checkpoint was selected)"
+                        ),
+                    )),
+                }
+            }
+            "last" => Ok((
+                self.file(run_files::LAST),
+                format!("last: epoch {epochs}, as asked"),
+            )),
+            other => Ok((PathBuf::from(other), "the file given".to_string())),
+        }
+    }
+
     /// The epoch history recorded in `metrics.jsonl` (lines that do not parse are an error
     /// naming the line).
     pub fn metrics(&self) -> Result<Vec<EpochRecord>, CheckpointError> {
@@ -456,7 +508,8 @@ impl RunDir {
     }
 
     /// Saves the end-of-epoch state: `last.safetensors` always, `best.safetensors` when the
-    /// latest epoch has the best test accuracy so far (first of equals), then `metrics.jsonl`.
+    /// latest epoch has the best validation accuracy so far (first of equals; never in a run
+    /// without a validation set), then `metrics.jsonl`.
     pub fn save_epoch(
         &self,
         model: &Model,
@@ -474,9 +527,9 @@ impl RunDir {
             source,
         };
         write_atomic(&last, &bytes).map_err(|e| io(e, &last))?;
-        let accs: Vec<f64> = meta.history.iter().map(|r| r.test.accuracy).collect();
-        if let Some(latest) = accs.last()
-            && accs[..accs.len() - 1].iter().all(|a| a < latest)
+        if let Some(latest) = meta.history.last()
+            && latest.val.is_some()
+            && super::best_epoch(&meta.history) == Some(latest.epoch)
         {
             let best = self.file(run_files::BEST);
             write_atomic(&best, &bytes).map_err(|e| io(e, &best))?;
@@ -506,6 +559,7 @@ pub fn train_in_dir(
             dir.write_metrics(&ck.meta.history)?;
             (Some(dir), Some(ck))
         }
+
         (None, Some(o)) => {
             let text = toml::to_string(config)
                 .map_err(|e| invalid(&o.join(run_files::CONFIG), e.to_string()))?;
@@ -517,11 +571,17 @@ pub fn train_in_dir(
         Some(d) => d.save_epoch(m, o, meta),
         None => Ok(()),
     };
+    let best_file = dir.as_ref().map(|d| d.file(run_files::BEST));
+    let resume_best = match (&checkpoint, &best_file) {
+        (Some(_), Some(f)) if f.is_file() => Some(Checkpoint::load(f)?),
+        _ => None,
+    };
     let run = super::RunHooks {
         resume: checkpoint.as_ref(),
+        resume_best: resume_best.as_ref(),
         on_checkpoint: if dir.is_some() { Some(&mut save) } else { None },
     };
-    super::train_resumable(
+    let outcome = super::train_resumable(
         &config.model,
         &config.train,
         objective,
@@ -529,7 +589,62 @@ pub fn train_in_dir(
         device,
         hooks,
         run,
-    )
+    )?;
+    if let Some(d) = &dir {
+        d.write_result(&RunResult::of(&outcome))?;
+    }
+    Ok(outcome)
+}
+
+/// `result.json`: the test-set evaluation of the checkpoint chosen on the validation set and of
+/// the last one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunResult {
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The epoch of `best.safetensors` (`None`: the run has no validation set).
+    pub best_epoch: Option<usize>,
+    /// Its validation accuracy.
+    pub best_val_accuracy: Option<f64>,
+    /// Test-set evaluation of `best.safetensors` (`None` without one).
+    pub test_best: Option<crate::eval::EvalReport>,
+    /// Test-set evaluation of `last.safetensors`.
+    pub test_last: crate::eval::EvalReport,
+}
+
+impl RunResult {
+    /// The result of a finished run.
+    pub fn of(outcome: &super::TrainOutcome) -> Self {
+        Self {
+            epochs: outcome.history.len(),
+            best_epoch: outcome.best.as_ref().map(|b| b.epoch),
+            best_val_accuracy: outcome.best.as_ref().map(|b| b.val_accuracy),
+            test_best: outcome.best.as_ref().map(|b| b.test.clone()),
+            test_last: outcome.test_last.clone(),
+        }
+    }
+}
+
+impl RunDir {
+    /// Writes `result.json` atomically.
+    pub fn write_result(&self, result: &RunResult) -> Result<(), CheckpointError> {
+        let path = self.file(run_files::RESULT);
+        let text =
+            serde_json::to_string_pretty(result).map_err(|e| invalid(&path, e.to_string()))?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| CheckpointError::Io { path, source })
+    }
+
+    /// Reads `result.json` (`None` when the run has not finished).
+    pub fn result(&self) -> Result<Option<RunResult>, CheckpointError> {
+        let path = self.file(run_files::RESULT);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| invalid(&path, e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CheckpointError::Io { path, source }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -87,27 +87,77 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     /// Learning rate of the last step.
     pub lr: f64,
-    /// Test-set evaluation after the epoch.
-    pub test: EvalReport,
+    /// Evaluation on the validation set after the epoch (what `best` is chosen on); `None`
+    /// when the run has no validation set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val: Option<EvalReport>,
+    /// Evaluation on the test set after the epoch, only in runs without a validation set
+    /// (`[data] val_ratio = 0`), for the learning curve; nothing is selected on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<EvalReport>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
     /// Training samples per second.
     pub samples_per_second: f64,
 }
 
+impl EpochRecord {
+    /// The evaluation after this epoch: validation when the run has a validation set, else
+    /// test.
+    pub fn held_out(&self) -> Option<&EvalReport> {
+        self.val.as_ref().or(self.test.as_ref())
+    }
+}
+
+/// The epoch (1-based) with the best validation accuracy in `history`, the first of equals;
+/// `None` when the run has no validation set.
+pub fn best_epoch(history: &[EpochRecord]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for r in history {
+        if let Some(v) = &r.val
+            && best.is_none_or(|(_, a)| v.accuracy > a)
+        {
+            best = Some((r.epoch, v.accuracy));
+        }
+    }
+    best.map(|(e, _)| e)
+}
+
+/// The model chosen on the validation set, and how it does on the test set.
+#[derive(Debug)]
+pub struct BestModel {
+    /// Its epoch (1-based).
+    pub epoch: usize,
+    /// Its validation accuracy.
+    pub val_accuracy: f64,
+    /// The model (inference mode).
+    pub model: Model,
+    /// Its test-set evaluation.
+    pub test: EvalReport,
+}
+
 /// The outcome of a run.
 #[derive(Debug)]
 pub struct TrainOutcome {
-    /// The trained model.
+    /// The trained model after the last epoch.
     pub model: Model,
     /// One record per epoch.
     pub history: Vec<EpochRecord>,
+    /// Test-set evaluation of the last epoch's model.
+    pub test_last: EvalReport,
+    /// The epoch with the best validation accuracy (`None` without a validation set).
+    pub best: Option<BestModel>,
 }
 
 impl TrainOutcome {
-    /// Evaluation after the last epoch.
+    /// Test-set evaluation of the last epoch's model.
     pub fn final_test(&self) -> &EvalReport {
-        &self.history.last().expect("at least one epoch").test
+        &self.test_last
+    }
+
+    /// Test-set evaluation of the model selected on the validation set, else of the last one.
+    pub fn selected_test(&self) -> &EvalReport {
+        self.best.as_ref().map_or(&self.test_last, |b| &b.test)
     }
 }
 
@@ -147,6 +197,8 @@ pub struct StepEvent {
 pub struct RunHooks<'a> {
     /// Continue from this checkpoint (built for the same configuration) instead of epoch 0.
     pub resume: Option<&'a checkpoint::Checkpoint>,
+    /// With `resume`: the run's best-on-validation checkpoint so far, if it has one.
+    pub resume_best: Option<&'a checkpoint::Checkpoint>,
     /// Called after every epoch with the model, the optimizer state and the progress so far;
     /// an error stops training.
     #[allow(clippy::type_complexity)]
@@ -185,8 +237,10 @@ pub fn train(
     )
 }
 
-/// Trains a freshly initialised `model` on `data.train`, evaluating on `data.test` after each
-/// epoch. `device` is the plain (non-autodiff) device; training runs on its autodiff form.
+/// Trains a freshly initialised `model` on `data.train`, evaluating on `data.val` after each
+/// epoch (on `data.test` when there is no validation set), keeping the model of the epoch with the
+/// best validation accuracy; the test set is evaluated at the end, for that model and the last
+/// one. `device` is the plain (non-autodiff) device; training runs on its autodiff form.
 ///
 /// Deterministic for a given seed: initialisation and stochastic layers draw from burn's device
 /// generator, seeded here, and shuffling from a generator seeded by `(seed, epoch)`. burn's
@@ -208,6 +262,9 @@ pub fn train_resumable(
     config.validate()?;
     check_data(model_config, &data.train)?;
     check_data(model_config, &data.test)?;
+    if let Some(v) = &data.val {
+        check_data(model_config, v)?;
+    }
     if data.train.is_empty() {
         return Err(TrainError::EmptyData {
             name: data.train.name.clone(),
@@ -253,6 +310,23 @@ pub fn train_resumable(
         global_step = ck.meta.global_step;
         first_epoch = ck.meta.epoch;
         history = ck.meta.history.clone();
+    }
+    // The best-on-validation model so far: (epoch, validation accuracy, model).
+    let mut best: Option<(usize, f64, Model)> = None;
+    if let Some(epoch) = best_epoch(&history) {
+        let acc = history[epoch - 1].val.as_ref().map_or(0.0, |v| v.accuracy);
+        // The resumed weights are the last epoch's; an earlier best comes from its own file.
+        let model = match run.resume_best {
+            _ if epoch == first_epoch => model.valid(),
+            Some(ck) if ck.meta.epoch == epoch => ck.apply_to(model.valid())?,
+            _ => {
+                return Err(TrainError::ResumeBest {
+                    epoch,
+                    found: run.resume_best.map(|c| (c.path.clone(), c.meta.epoch)),
+                });
+            }
+        };
+        best = Some((epoch, acc, model));
     }
     for epoch in first_epoch..config.epochs {
         device.seed(epoch_seed(config.seed, epoch));
@@ -329,20 +403,31 @@ pub fn train_resumable(
             }
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let test = evaluate(
+        let held_out = data.val.as_ref().unwrap_or(&data.test);
+        let report = evaluate(
             &model,
-            &data.test,
+            held_out,
             config.timesteps,
             config.eval_batch_size,
             config.encoder,
             device,
         )?;
+        let (val, test) = match &data.val {
+            Some(_) => (Some(report), None),
+            None => (None, Some(report)),
+        };
+        if let Some(v) = &val
+            && best.as_ref().is_none_or(|(_, a, _)| v.accuracy > *a)
+        {
+            best = Some((epoch + 1, v.accuracy, model.valid()));
+        }
         let record = EpochRecord {
             epoch: epoch + 1,
             loss: step_losses.iter().sum::<f64>() / step_losses.len().max(1) as f64,
             step_losses,
             train_accuracy: counter.report().accuracy,
             lr,
+            val,
             test,
             seconds: started.elapsed().as_secs_f64(),
             samples_per_second: data.train.len() as f64 / train_seconds.max(1e-9),
@@ -362,9 +447,42 @@ pub fn train_resumable(
             f(&model, optimizer.to_record(), &meta)?;
         }
     }
+    let model = model.valid();
+    let test_of = |m: &Model| {
+        evaluate(
+            m,
+            &data.test,
+            config.timesteps,
+            config.eval_batch_size,
+            config.encoder,
+            device,
+        )
+    };
+    let test_last = match history.last().and_then(|r| r.test.clone()) {
+        Some(t) => t,
+        None => test_of(&model)?,
+    };
+    let best = match best {
+        Some((epoch, val_accuracy, m)) => {
+            let test = if epoch == history.len() {
+                test_last.clone()
+            } else {
+                test_of(&m)?
+            };
+            Some(BestModel {
+                epoch,
+                val_accuracy,
+                model: m,
+                test,
+            })
+        }
+        None => None,
+    };
     Ok(TrainOutcome {
-        model: model.valid(),
+        model,
         history,
+        test_last,
+        best,
     })
 }
 

@@ -508,7 +508,7 @@ impl RunDir {
     }
 
     /// Saves the end-of-epoch state: `last.safetensors` always, `best.safetensors` when the
-    /// latest epoch has the best validation accuracy so far (first of equals; never in a run
+    /// latest epoch has the best validation accuracy so far (latest of equals; never in a run
     /// without a validation set), then `metrics.jsonl`.
     pub fn save_epoch(
         &self,

@@ -109,13 +109,14 @@ impl EpochRecord {
     }
 }
 
-/// The epoch (1-based) with the best validation accuracy in `history`, the first of equals;
+/// The epoch (1-based) with the best validation accuracy in `history`, the latest of equals (a
+/// small validation set often ties; the later epoch has trained longer at a lower rate);
 /// `None` when the run has no validation set.
 pub fn best_epoch(history: &[EpochRecord]) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for r in history {
         if let Some(v) = &r.val
-            && best.is_none_or(|(_, a)| v.accuracy > a)
+            && best.is_none_or(|(_, a)| v.accuracy >= a)
         {
             best = Some((r.epoch, v.accuracy));
         }
@@ -417,7 +418,7 @@ pub fn train_resumable(
             None => (None, Some(report)),
         };
         if let Some(v) = &val
-            && best.as_ref().is_none_or(|(_, a, _)| v.accuracy > *a)
+            && best.as_ref().is_none_or(|(_, a, _)| v.accuracy >= *a)
         {
             best = Some((epoch + 1, v.accuracy, model.valid()));
         }

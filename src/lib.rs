@@ -13,7 +13,7 @@
 
 pub use tks_core::{kernels, layer, model, monitor, neuron, params, surrogate};
 pub use tks_data as data;
-pub use tks_train::{config, eval, objective, train};
+pub use tks_train::{config, eval, objective, study, train};
 
 /// Error types of every crate.
 pub mod error {

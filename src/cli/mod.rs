@@ -8,6 +8,7 @@ mod eval;
 pub mod kernels;
 mod progress;
 mod report;
+mod study;
 mod sweep;
 mod train;
 
@@ -49,6 +50,9 @@ pub enum Command {
     Anytime(anytime::AnytimeArgs),
     /// Markdown + HTML report with figures from one or more run directories.
     Report(report::ReportArgs),
+    /// Run a reproduction study (datasets × methods × seeds × T × folds), resumably, one JSON
+    /// summary per finished run; `--report` regenerates RESULTS.md and its figures from them.
+    Study(study::StudyArgs),
 }
 
 /// `[data] cache_dir` when the run leaves it unset: `$XDG_CACHE_HOME/tks/frames`, else
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Sweep(args) => sweep::run(args, &k),
             Command::Anytime(args) => anytime::run(args, &k),
             Command::Report(args) => report::run(args, &k),
+            Command::Study(args) => study::run(args, &k),
         }
     });
     match result {

@@ -230,7 +230,7 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     super::default_cache_dir(&mut config.data);
     let device = default_device(args.cuda)?;
     source::check_shape(&config.data, config.model.input_shape()).map_err(anyhow::Error::msg)?;
-    let data = source::load(&config.data, config.train.timesteps)?;
+    let data = config.load_data()?;
     source::check_fits(
         &data,
         config.model.input_shape(),

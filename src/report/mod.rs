@@ -7,6 +7,7 @@
 //! t-SNE of penultimate features (Fig. 6) computed from each run's checkpoint.
 
 pub mod plots;
+pub mod study;
 
 use crate::kernels::KernelPolicy;
 use std::fmt::Write as _;

@@ -12,4 +12,5 @@ mod nan_loss;
 mod objectives_aux;
 mod objectives_train;
 mod resume;
+mod study;
 mod train_digits;

@@ -100,6 +100,20 @@ impl RunConfig {
         self.model.validate()
     }
 
+    /// The run's data: every split integrated into `train.timesteps` frames — except that an
+    /// objective training over more timesteps than it is tested at (TSSD's longer implicit
+    /// teacher) gets an event training set integrated into that many frames (the same
+    /// recordings, the same validation split, re-binned).
+    pub fn load_data(&self) -> Result<tks_data::Split, tks_data::source::LoadError> {
+        let t = self.train.timesteps;
+        let mut split = tks_data::source::load(&self.data, t)?;
+        let train_t = self.objective().map_or(t, |o| o.train_timesteps(t)).max(1);
+        if self.data.is_events() && train_t != t {
+            split.train = tks_data::source::load(&self.data, train_t)?.train;
+        }
+        Ok(split)
+    }
+
     /// The objective configured by `[objective]`.
     pub fn objective(&self) -> Result<Box<dyn Objective>, ConfigError> {
         self.objective.build()

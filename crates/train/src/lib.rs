@@ -5,4 +5,5 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod objective;
+pub mod study;
 pub mod train;

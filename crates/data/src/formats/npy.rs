@@ -331,19 +331,12 @@ pub fn parse_npy_array(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f64>
     let (hstart, hend) = (h.hstart, h.hend);
     let hdr_err = |what: String| malformed(name, format!("header (bytes {hstart}..{hend})"), what);
     let sc = match h.get("descr") {
-        Some(Lit::Str(s)) => Scalar::parse(s)
-            .filter(|s| s.kind != b'V')
-            .ok_or_else(|| hdr_err(format!("element type `{s}` not supported")))?,
-        _ => {
-            return Err(hdr_err(
-                "the array must have a plain numeric `descr`".into(),
-            ));
-        }
+        Some(Lit::Str(s)) => Scalar::parse(s).filter(|s| s.kind != b'V'),
+        _ => None,
     };
+    let sc = sc.ok_or_else(|| hdr_err("the array needs a plain numeric `descr`".into()))?;
     if h.fortran && h.shape.iter().filter(|&&d| d > 1).count() > 1 {
-        return Err(hdr_err(
-            "Fortran-order arrays are not supported; save in C order".into(),
-        ));
+        return Err(hdr_err("Fortran order is not supported".into()));
     }
     let n = h.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let body = &bytes[hend..];
@@ -352,10 +345,8 @@ pub fn parse_npy_array(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f64>
         let what = format!("{what} does not match the {} data bytes", body.len());
         return Err(malformed(name, format!("byte {hend}"), what));
     }
-    Ok((
-        h.shape,
-        body.chunks_exact(sc.size).map(|b| sc.read(b)).collect(),
-    ))
+    let values = body.chunks_exact(sc.size).map(|b| sc.read(b)).collect();
+    Ok((h.shape, values))
 }
 
 /// Parses a 1-D (or single-column) plain numeric `.npy` array as f64 values.
@@ -363,11 +354,7 @@ pub fn parse_npy_column(bytes: &[u8], name: &str) -> Result<Vec<f64>, DataError>
     let (shape, values) = parse_npy_array(bytes, name)?;
     match shape[..] {
         [_] | [_, 1] | [1, _] => Ok(values),
-        _ => Err(malformed(
-            name,
-            "header",
-            format!("a column must be 1-D, found {shape:?}"),
-        )),
+        _ => Err(malformed(name, "header", format!("not 1-D: {shape:?}"))),
     }
 }
 

@@ -8,11 +8,13 @@
 //!   [`kernels`] (the kernel policy), [`monitor`] (spike / synaptic-operation counting).
 //! * [`tks_data`] — [`data`]: formats, events, augmentation, sources, cache, streaming.
 //! * [`tks_train`] — [`objective`], [`train`], [`eval`], [`config`].
+//! * [`tks_deploy`] — [`deploy`]: NIR export/import, single-file prediction.
 //!
 //! Layout is time-major: `[T, B, ...]` everywhere.
 
 pub use tks_core::{kernels, layer, model, monitor, neuron, params, surrogate};
 pub use tks_data as data;
+pub use tks_deploy as deploy;
 pub use tks_train::{config, eval, objective, study, train};
 
 /// Error types of every crate.

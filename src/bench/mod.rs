@@ -16,6 +16,7 @@
 //! ([`crate::layer::fused_pool`], [`crate::layer::fused_bn`]) for the layers' ratio.
 
 mod micro;
+pub mod predict;
 pub use micro::{ConvMicroRow, conv_micro, lif_micro};
 
 use std::time::Instant;

@@ -48,7 +48,11 @@ pub struct BenchArgs {
     /// (auto) and then dense, same weights and data; `--steps` = timed passes.
     #[arg(long)]
     inference: bool,
-    /// Training steps before `--inference` timing.
+    /// Instead of training: single-sample latency of `tks predict`'s network call (batch 1,
+    /// p50/p99 over `--steps` samples) after `--train-steps` steps, spike-aware vs dense.
+    #[arg(long, conflicts_with = "inference")]
+    predict: bool,
+    /// Training steps before `--inference` / `--predict` timing.
     #[arg(long, default_value_t = 10)]
     train_steps: usize,
     /// Instead of training: time one 3×3 conv layer, forward+backward and inference, burn's conv
@@ -145,6 +149,11 @@ pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> an
         c.compare_lif = !args.no_compare_lif;
         c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;
+        if args.predict {
+            let result = crate::bench::predict::run_predict(&c, args.train_steps)?;
+            println!("{}", serde_json::to_string(&result)?);
+            continue;
+        }
         if args.inference {
             let result = run_inference(&c, args.train_steps)?;
             println!("{}", serde_json::to_string(&result)?);

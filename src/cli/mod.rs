@@ -4,6 +4,7 @@
 
 mod anytime;
 mod bench;
+mod deploy;
 mod eval;
 pub mod kernels;
 mod progress;
@@ -53,6 +54,12 @@ pub enum Command {
     /// Run a reproduction study (datasets × methods × seeds × T × folds), resumably, one JSON
     /// summary per finished run; `--report` regenerates RESULTS.md and its figures from them.
     Study(study::StudyArgs),
+    /// Write a run's model as a NIR graph (HDF5) for neuromorphic hardware and other frameworks.
+    Export(deploy::ExportArgs),
+    /// Read a NIR graph into a new run directory (eval, predict, fine-tune with --resume).
+    Import(deploy::ImportArgs),
+    /// Classify files (images, event recordings, .npy frames, folders): one JSON line each.
+    Predict(deploy::PredictArgs),
 }
 
 /// `[data] cache_dir` when the run leaves it unset: `$XDG_CACHE_HOME/tks/frames`, else
@@ -98,6 +105,9 @@ pub fn main() -> ExitCode {
             Command::Anytime(args) => anytime::run(args, &k),
             Command::Report(args) => report::run(args, &k),
             Command::Study(args) => study::run(args, &k),
+            Command::Export(args) => deploy::run_export(args, &k),
+            Command::Import(args) => deploy::run_import(args, &k),
+            Command::Predict(args) => deploy::run_predict(args, &k),
         }
     });
     match result {

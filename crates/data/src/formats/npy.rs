@@ -324,39 +324,38 @@ fn push_record(
     Ok(())
 }
 
-/// Parses a 1-D (or single-column) plain numeric `.npy` array as f64 values.
-pub fn parse_npy_column(bytes: &[u8], name: &str) -> Result<Vec<f64>, DataError> {
+/// Parses a plain numeric `.npy` array of any rank (C order, or a Fortran-order array with at
+/// most one dimension above 1) as its shape and f64 values.
+pub fn parse_npy_array(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f64>), DataError> {
     let h = parse_header(bytes, name)?;
     let (hstart, hend) = (h.hstart, h.hend);
     let hdr_err = |what: String| malformed(name, format!("header (bytes {hstart}..{hend})"), what);
     let sc = match h.get("descr") {
-        Some(Lit::Str(s)) => Scalar::parse(s)
-            .filter(|s| s.kind != b'V')
-            .ok_or_else(|| hdr_err(format!("element type `{s}` not supported")))?,
-        _ => return Err(hdr_err("a column must have a plain numeric `descr`".into())),
+        Some(Lit::Str(s)) => Scalar::parse(s).filter(|s| s.kind != b'V'),
+        _ => None,
     };
-    let n = match h.shape[..] {
-        [n] | [n, 1] | [1, n] => n,
-        _ => {
-            return Err(hdr_err(format!(
-                "a column must be 1-D, found shape {:?}",
-                h.shape
-            )));
-        }
-    };
-    let body = &bytes[hend..];
-    if n.checked_mul(sc.size) != Some(body.len()) {
-        return Err(malformed(
-            name,
-            format!("byte {hend}"),
-            format!(
-                "{n} values of {} bytes do not match the {} data bytes",
-                sc.size,
-                body.len()
-            ),
-        ));
+    let sc = sc.ok_or_else(|| hdr_err("the array needs a plain numeric `descr`".into()))?;
+    if h.fortran && h.shape.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(hdr_err("Fortran order is not supported".into()));
     }
-    Ok(body.chunks_exact(sc.size).map(|b| sc.read(b)).collect())
+    let n = h.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let body = &bytes[hend..];
+    if n.and_then(|n| n.checked_mul(sc.size)) != Some(body.len()) {
+        let what = format!("shape {:?} of {}-byte values", h.shape, sc.size);
+        let what = format!("{what} does not match the {} data bytes", body.len());
+        return Err(malformed(name, format!("byte {hend}"), what));
+    }
+    let values = body.chunks_exact(sc.size).map(|b| sc.read(b)).collect();
+    Ok((h.shape, values))
+}
+
+/// Parses a 1-D (or single-column) plain numeric `.npy` array as f64 values.
+pub fn parse_npy_column(bytes: &[u8], name: &str) -> Result<Vec<f64>, DataError> {
+    let (shape, values) = parse_npy_array(bytes, name)?;
+    match shape[..] {
+        [_] | [_, 1] | [1, _] => Ok(values),
+        _ => Err(malformed(name, "header", format!("not 1-D: {shape:?}"))),
+    }
 }
 
 /// Parses a `.npy` event array.

@@ -165,19 +165,35 @@ pub fn forward_folded_bn(
     policy: &KernelPolicy,
 ) -> Tensor<4> {
     assert!(supports(conv, &x), "fused conv: unsupported input");
-    let device = x.device();
     let pad = symmetric_padding(conv).unwrap_or(0);
-    let weight = conv.weight.val();
+    let (folded_weight, folded_bias) = fold_bn(conv, bn, &x.device());
+    conv2d(x, folded_weight, folded_bias, conv.stride[0], pad, policy)
+}
+
+/// The weight `[C_out, C_in, k_h, k_w]` and bias `[C_out]` of `conv` with the BatchNorm `bn`
+/// (running statistics) folded in, on `device`: `W' = W·s`, `b' = (b − μ)·s + β`,
+/// `s = γ/√(σ² + ε)` — the very values [`forward_folded_bn`] convolves with (NIR export
+/// writes them, so an imported model computes bit-identical currents).
+pub fn fold_bn(
+    conv: &Conv2d,
+    bn: &burn::nn::BatchNorm,
+    device: &burn::tensor::Device,
+) -> (Tensor<4>, Tensor<1>) {
+    let weight = conv.weight.val().to_device(device);
     let co = weight.dims()[0];
-    let mean = bn.running_mean.value_sync().to_device(&device);
-    let var = bn.running_var.value_sync().to_device(&device);
-    let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
-    let folded_bias = bias_or_zeros(conv, &device)
+    let mean = bn.running_mean.value_sync().to_device(device);
+    let var = bn.running_var.value_sync().to_device(device);
+    let scale = bn
+        .gamma
+        .val()
+        .to_device(device)
+        .div(var.add_scalar(bn.epsilon).sqrt());
+    let folded_bias = bias_or_zeros(conv, device)
+        .to_device(device)
         .sub(mean)
         .mul(scale.clone())
-        .add(bn.beta.val());
-    let folded_weight = weight.mul(scale.reshape([co, 1, 1, 1]));
-    conv2d(x, folded_weight, folded_bias, conv.stride[0], pad, policy)
+        .add(bn.beta.val().to_device(device));
+    (weight.mul(scale.reshape([co, 1, 1, 1])), folded_bias)
 }
 
 /// `x` `[N, C_in, H, W]` ⊛ `weight` `[C_out, C_in, k_h, k_w]` + `bias` `[C_out]` with stride

@@ -121,13 +121,24 @@ pub(crate) fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// What [`measure`] finds of a run: seconds per training step, seconds to load its data, and
+/// the samples of its splits.
+#[derive(Clone, Copy)]
+struct Timing {
+    step: f64,
+    load: f64,
+    sizes: [usize; 3],
+}
+
 /// Seconds of one training step of `spec`, measured on three batches of its data (plus a
-/// one-batch evaluation), and the number of samples of its splits.
-fn measure(spec: &RunSpec, device: &burn::tensor::Device) -> anyhow::Result<(f64, [usize; 3])> {
+/// one-batch evaluation), the time to load its data, and the number of samples of its splits.
+fn measure(spec: &RunSpec, device: &burn::tensor::Device) -> anyhow::Result<Timing> {
     let c = &spec.config;
+    let loading = Instant::now();
     let data = c
         .load_data()
         .with_context(|| format!("loading data `{}` for {}", c.data.source, spec.key))?;
+    let load = loading.elapsed().as_secs_f64();
     let sizes = [
         data.train.len(),
         data.val.as_ref().map_or(0, |v| v.len()),
@@ -163,25 +174,27 @@ fn measure(spec: &RunSpec, device: &burn::tensor::Device) -> anyhow::Result<(f64
             ..Default::default()
         },
     )?;
-    Ok((
-        started.elapsed().as_secs_f64() / (steps as f64 + 0.5),
+    Ok(Timing {
+        step: started.elapsed().as_secs_f64() / (steps as f64 + 0.5),
+        load,
         sizes,
-    ))
+    })
 }
 
-/// Estimated wall seconds of a run from its step time: training steps, the validation pass
-/// each epoch, and the test passes at the end (a forward pass ≈ a third of a training step).
-fn estimate(spec: &RunSpec, step: f64, sizes: [usize; 3]) -> f64 {
+/// Estimated wall seconds of a run from its measured step and load times: loading its data
+/// (again for each re-binned T), training steps, the validation pass each epoch, and the test
+/// passes at the end (a forward pass ≈ a third of a training step).
+fn estimate(spec: &RunSpec, m: Timing) -> f64 {
     let c = &spec.config;
-    let per_sample = step / c.train.batch_size as f64;
-    let train = c.train.epochs as f64 * sizes[0] as f64 * per_sample;
-    let sweeps = if c.data.is_events() && spec.sweep {
-        c.train.timesteps.saturating_sub(1) as f64 * 0.6
+    let per_sample = m.step / c.train.batch_size as f64;
+    let train = c.train.epochs as f64 * m.sizes[0] as f64 * per_sample;
+    let rebins = if c.data.is_events() && spec.sweep {
+        c.train.timesteps.saturating_sub(1) as f64
     } else {
         0.0
     };
-    let eval = (c.train.epochs * sizes[1]) as f64 + (3.0 + sweeps) * sizes[2] as f64;
-    train + eval * per_sample / 3.0
+    let eval = (c.train.epochs * m.sizes[1]) as f64 + (3.0 + 0.6 * rebins) * m.sizes[2] as f64;
+    (1.0 + rebins) * m.load + train + eval * per_sample / 3.0
 }
 
 fn hms(seconds: f64) -> String {
@@ -218,27 +231,29 @@ pub fn run(args: StudyArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         }
     );
     // One timing per (experiment, T, method) still to run.
-    let mut timings: Vec<(String, f64, [usize; 3])> = Vec::new();
+    let mut timings: Vec<(String, Timing)> = Vec::new();
     let mut estimates = Vec::with_capacity(plan.todo.len());
     for spec in &plan.todo {
         let id = format!("{}/{}/T{}", spec.experiment, spec.method, spec.timesteps);
-        let (step, sizes) = match timings.iter().find(|(k, ..)| *k == id) {
-            Some((_, s, n)) => (*s, *n),
+        let m = match timings.iter().find(|(k, _)| *k == id) {
+            Some((_, m)) => *m,
             None => {
-                let (s, n) = measure(spec, &device)?;
+                let m = measure(spec, &device)?;
+                let n = m.sizes;
                 println!(
-                    "  {id}: {:.0} ms per training step (batch {}), {} train / {} validation / {} test",
-                    1000.0 * s,
+                    "  {id}: {:.0} ms per training step (batch {}), data loaded in {:.1} s, {} train / {} validation / {} test",
+                    1000.0 * m.step,
                     spec.config.train.batch_size,
+                    m.load,
                     n[0],
                     n[1],
                     n[2]
                 );
-                timings.push((id, s, n));
-                (s, n)
+                timings.push((id, m));
+                m
             }
         };
-        estimates.push(estimate(spec, step, sizes));
+        estimates.push(estimate(spec, m));
     }
     let total: f64 = estimates.iter().sum();
     println!(

@@ -65,7 +65,7 @@ fn plan(args: &StudyArgs, study: &StudyFile, runs: Vec<RunSpec>) -> anyhow::Resu
             continue;
         }
         match read_record(&spec.summary_path(&args.results, &study.study.name))? {
-            Some(r) if r.config_sha256 == spec.config_hash() => plan.done += 1,
+            Some(r) if spec.matches(&r) => plan.done += 1,
             Some(_) => {
                 plan.stale += 1;
                 plan.todo.push(spec);
@@ -355,7 +355,7 @@ fn report(args: &StudyArgs, study: &StudyFile, runs: &[RunSpec]) -> anyhow::Resu
     let mut missing = 0;
     for spec in runs {
         match read_record(&spec.summary_path(&args.results, &study.study.name))? {
-            Some(r) if r.config_sha256 == spec.config_hash() => records.push(r),
+            Some(r) if spec.matches(&r) => records.push(r),
             Some(r) => stale.push(r.key),
             None => missing += 1,
         }

@@ -165,8 +165,18 @@ impl RunSpec {
         c
     }
 
-    /// SHA-256 of the [portable configuration](Self::portable_config) (TOML), to tell a summary
-    /// made from another configuration.
+    /// Whether `record` was made from this run's configuration: its recorded configuration,
+    /// read with today's defaults for fields added since, equals the [portable
+    /// configuration](Self::portable_config). (A hash of the text would call every summary stale
+    /// whenever a new configuration field appears.)
+    pub fn matches(&self, record: &RunRecord) -> bool {
+        record.key == self.key
+            && RunConfig::from_toml(&record.config, &record.key)
+                .is_ok_and(|c| c == self.portable_config())
+    }
+
+    /// SHA-256 of the [portable configuration](Self::portable_config) (TOML), recorded with a
+    /// summary for reference.
     pub fn config_hash(&self) -> String {
         use sha2::Digest;
         let text = toml::to_string(&self.portable_config()).unwrap_or_default();
@@ -400,6 +410,13 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), runs.len());
+        // A configuration read back from its TOML matches; another run's does not.
+        let record =
+            |spec: &RunSpec| -> String { toml::to_string(&spec.portable_config()).unwrap() };
+        let back = RunConfig::from_toml(&record(bkd), "x").unwrap();
+        assert_eq!(back, bkd.portable_config());
+        let other = RunConfig::from_toml(&record(&runs[0]), "x").unwrap();
+        assert_ne!(other, bkd.portable_config());
         let mut hashes: Vec<String> = runs.iter().map(|r| r.config_hash()).collect();
         hashes.sort_unstable();
         hashes.dedup();

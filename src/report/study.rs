@@ -248,7 +248,7 @@ fn table(md: &mut String, cells: &[&Cell]) {
         let s = |k: &str| c.scalars.get(k);
         let _ = writeln!(
             md,
-            "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(&c.method),
             c.timesteps,
             c.seeds.len(),
@@ -256,6 +256,10 @@ fn table(md: &mut String, cells: &[&Cell]) {
                 format!(" × {} folds", c.folds)
             } else {
                 String::new()
+            },
+            match c.runs - c.seeds.len() * c.folds {
+                0 => String::new(),
+                n => format!(" (+{n} runs of unfinished seeds)"),
             },
             pm(s("top1"), 100.0, 2),
             pm(s("top1_last"), 100.0, 2),

@@ -268,8 +268,8 @@ impl StudyFile {
         Ok(())
     }
 
-    /// Every run of the study, in order: experiment by experiment, then fold, T, seed and
-    /// method (so a partial study covers whole folds and seeds first). BKD's teacher run comes
+    /// Every run of the study, in order: experiment by experiment, then seed, fold, T and
+    /// method (so a partial study holds whole seeds — every fold of them — first). BKD's teacher run comes
     /// right before the BKD run that needs it. `base` is the study file's folder (experiment
     /// configurations are relative to it); `work` is where the run directories go (BKD reads its
     /// teacher from there).
@@ -290,9 +290,9 @@ impl StudyFile {
             } else {
                 vec![None]
             };
-            for fold in &folds {
-                for &t in &ts {
-                    for &seed in seeds {
+            for &seed in seeds {
+                for fold in &folds {
+                    for &t in &ts {
                         let spec = |method: &str, config: RunConfig, timesteps: usize| {
                             let fold_key = fold.map_or(String::new(), |(k, _)| format!("/fold{k}"));
                             RunSpec {

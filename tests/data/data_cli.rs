@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tks(args: &[&str], cache: &Path) -> (bool, String) {
+/// Runs the binary with `$XDG_CACHE_HOME` = `cache`: (success, stdout + stderr).
+pub(crate) fn tks(args: &[&str], cache: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tks"))
         .args(args)
         .env("XDG_CACHE_HOME", cache)

@@ -2,24 +2,11 @@
 //! `../shared/data` is absent), and `tks eval` naming the checkpoint it chose and why.
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::data_cli::tks;
 
 use tks::eval::analysis::EvalFile;
 use tks::eval::sweep::{SweepMode, SweepReport};
-
-fn tks(args: &[&str], cache: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .output()
-        .expect("run tks");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 fn read<T: serde::de::DeserializeOwned>(p: &Path) -> T {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()

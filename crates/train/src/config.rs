@@ -70,25 +70,14 @@ impl Default for RunConfig {
 impl RunConfig {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: RunConfig = toml::from_str(text).map_err(|e| ConfigError {
-            field: origin.to_string(),
-            value: String::new(),
-            reason: e.to_string().trim().to_string(),
-        })?;
+        let config: RunConfig = parse_toml(text, origin)?;
         config.validate()?;
         Ok(config)
     }
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::invalid(
-                &path.display().to_string(),
-                "(unreadable)",
-                &format!("cannot read: {e}"),
-            )
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
+        Self::from_toml(&read_text(path)?, &path.display().to_string())
     }
 
     /// Checks every part.
@@ -128,6 +117,29 @@ impl RunConfig {
     pub fn neuron_mut(&mut self) -> &mut NeuronConfig {
         self.model.neuron_mut()
     }
+}
+
+/// Deserialises TOML text; a syntax or type error names `origin` (the file) and the field.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError {
+        field: origin.to_string(),
+        value: String::new(),
+        reason: e.to_string().trim().to_string(),
+    })
+}
+
+/// A configuration file's text; an unreadable file is an error naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::invalid(
+            &path.display().to_string(),
+            "(unreadable)",
+            &format!("cannot read: {e}"),
+        )
+    })
 }
 
 /// The same architecture with every neuron replaced by ReLU (the ANN mode: `tks train --ann`,

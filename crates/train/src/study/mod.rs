@@ -192,25 +192,17 @@ fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> ConfigEr
 impl StudyFile {
     /// Reads and checks a study file; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let study: StudyFile = toml::from_str(text).map_err(|e| ConfigError {
-            field: origin.to_string(),
-            value: String::new(),
-            reason: e.to_string().trim().to_string(),
-        })?;
+        let study: StudyFile = crate::config::parse_toml(text, origin)?;
         study.check()?;
         Ok(study)
     }
 
     /// Reads a study file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                &path.display().to_string(),
-                "(unreadable)",
-                &format!("cannot read: {e}"),
-            )
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
+        Self::from_toml(
+            &crate::config::read_text(path)?,
+            &path.display().to_string(),
+        )
     }
 
     fn check(&self) -> Result<(), ConfigError> {

@@ -7,13 +7,13 @@
 //! * [`tks_core`] — [`surrogate`], [`neuron`], [`layer`] (with the fused kernels), [`model`],
 //!   [`kernels`] (the kernel policy), [`monitor`] (spike / synaptic-operation counting).
 //! * [`tks_data`] — [`data`]: formats, events, augmentation, sources, cache, streaming.
-//! * [`tks_train`] — [`objective`], [`train`], [`eval`], [`config`].
+//! * [`tks_train`] — [`objective`], [`train`], [`eval`], [`config`], [`fit`].
 //!
 //! Layout is time-major: `[T, B, ...]` everywhere.
 
 pub use tks_core::{kernels, layer, model, monitor, neuron, params, surrogate};
 pub use tks_data as data;
-pub use tks_train::{config, eval, objective, train};
+pub use tks_train::{config, eval, fit, objective, train};
 
 /// Error types of every crate.
 pub mod error {

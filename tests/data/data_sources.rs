@@ -855,8 +855,8 @@ fn bad_sources_and_paths_are_named() {
     )
     .unwrap();
     let m = ModelConfig::SmallCnn(SmallCnnConfig {
-        num_classes: 5,
-        input_size: 8,
+        num_classes: 5.into(),
+        input_size: 8.into(),
         ..Default::default()
     });
     let e = check_fits(&d, m.input_shape(), m.num_classes(), "digits").unwrap_err();

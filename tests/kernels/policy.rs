@@ -17,7 +17,7 @@ fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn small_cnn() -> ModelConfig {
     ModelConfig::SmallCnn(SmallCnnConfig {
-        input_size: 8,
+        input_size: 8.into(),
         channels: [16, 16],
         neuron: NeuronConfig {
             threshold: 0.5,

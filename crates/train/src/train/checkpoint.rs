@@ -507,7 +507,10 @@ pub fn train_in_dir(
             (Some(dir), Some(ck))
         }
         (None, Some(o)) => {
-            let text = toml::to_string(config)
+            // the model as it will be built: `auto` dimensions recorded as numbers
+            let mut config = config.clone();
+            config.model = crate::fit::resolved_for(&config.model, &data.train)?.into_owned();
+            let text = toml::to_string(&config)
                 .map_err(|e| invalid(&o.join(run_files::CONFIG), e.to_string()))?;
             (Some(RunDir::create(o, &text)?), None)
         }

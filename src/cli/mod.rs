@@ -4,6 +4,7 @@
 
 mod anytime;
 mod bench;
+pub mod data;
 mod eval;
 pub mod kernels;
 mod progress;
@@ -49,6 +50,9 @@ pub enum Command {
     Anytime(anytime::AnytimeArgs),
     /// Markdown + HTML report with figures from one or more run directories.
     Report(report::ReportArgs),
+    /// Look into data: `inspect` a recording or dataset folder, or write the `frames` training
+    /// makes of a recording (`.npy`, PNG strip).
+    Data(data::DataArgs),
 }
 
 /// `[data] cache_dir` when the run leaves it unset: `$XDG_CACHE_HOME/tks/frames`, else
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Sweep(args) => sweep::run(args, &k),
             Command::Anytime(args) => anytime::run(args, &k),
             Command::Report(args) => report::run(args, &k),
+            Command::Data(args) => data::run(args),
         }
     });
     match result {

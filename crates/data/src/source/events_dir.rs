@@ -60,6 +60,22 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
     })
 }
 
+/// The sensor `(width, height)` an `events:DIR` set integrates its frames on (every recording
+/// is read).
+pub fn folder_sensor(dir: &Path) -> Result<(u16, u16), DataError> {
+    require_dir(dir)?;
+    let mut paths = Vec::new();
+    for root in [dir.join("train"), dir.join("test"), dir.to_path_buf()] {
+        if root.is_dir() {
+            let names = class_names(&root)?;
+            paths.extend(recordings(&root, &names)?.into_iter().map(|(p, _)| p));
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    sensor(paths.iter().map(PathBuf::as_path))
+}
+
 /// The class folders of `dir`, by name.
 fn class_names(dir: &Path) -> Result<Vec<String>, DataError> {
     Ok(list(dir, true)?

@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use event_sets::{EventFile, EventFormat, Integration, event_dataset, integrate_samples};
+pub use events_dir::folder_sensor;
 pub use folder::decode_image;
 pub use registry::{Loader, REGISTRY, SOURCE_NAMES, Source, SourceEntry};
 

@@ -10,3 +10,4 @@ mod data_fuzz;
 mod data_policy;
 mod data_sources;
 mod data_stream;
+mod data_zero_config;

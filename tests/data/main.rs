@@ -5,6 +5,7 @@
 mod common;
 
 mod data_cli;
+mod data_event_sources;
 mod data_formats;
 mod data_fuzz;
 mod data_policy;

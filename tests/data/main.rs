@@ -8,6 +8,7 @@ mod data_cli;
 mod data_event_sources;
 mod data_formats;
 mod data_fuzz;
+mod data_fuzz_sources;
 mod data_inspect;
 mod data_policy;
 mod data_sources;

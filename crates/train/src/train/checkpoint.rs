@@ -551,7 +551,8 @@ mod tests {
     fn round_trip_and_errors_name_the_file() {
         let device = Device::flex();
         device.seed(1);
-        let cfg = RunConfig::default();
+        let mut cfg = RunConfig::default();
+        cfg.model.resolve([1, 8, 8], 10, "digits").unwrap();
         let model = cfg.model.init(&device).unwrap();
         let dir = tmpdir("rt");
         let path = dir.join("last.safetensors");
@@ -601,6 +602,7 @@ mod tests {
         assert!(e.contains("nope.safetensors"), "{e}");
         // A model of another shape.
         let mut small = RunConfig::default();
+        small.model.resolve([1, 8, 8], 10, "digits").unwrap();
         if let tks_core::model::ModelConfig::SmallCnn(c) = &mut small.model {
             c.channels = [4, 8];
         }

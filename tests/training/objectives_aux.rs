@@ -117,6 +117,7 @@ fn bkd_trains_from_a_saved_ann_teacher() {
     // 1. The ANN teacher: ReLU everywhere, T = 1, one epoch; saved and reloaded.
     let mut ann = RunConfig::default();
     ann.set_ann();
+    ann.model.resolve([1, 8, 8], 10, "digits").unwrap();
     ann.train.timesteps = 1;
     ann.train.epochs = 1;
     let teacher = run(&ann, &data);

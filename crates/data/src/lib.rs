@@ -85,6 +85,13 @@ pub struct Split {
     pub test: Dataset,
 }
 
+impl Split {
+    /// A train/test pair.
+    pub fn new(train: Dataset, test: Dataset) -> Split {
+        Split { train, test }
+    }
+}
+
 /// The samples of one batch as host values (decoded, augmented), before they become tensors.
 #[derive(Debug, Clone)]
 pub struct HostBatch {

@@ -103,6 +103,11 @@ impl RunConfig {
         self.model.validate()
     }
 
+    /// Loads the configured data, integrating event recordings into `train.timesteps` frames.
+    pub fn load_data(&self) -> Result<tks_data::Split, tks_data::source::LoadError> {
+        tks_data::source::load(&self.data, self.train.timesteps)
+    }
+
     /// The objective configured by `[objective]`.
     pub fn objective(&self) -> Result<Box<dyn Objective>, ConfigError> {
         self.objective.build()

@@ -13,7 +13,7 @@ use crate::config::RunConfig;
 use crate::error::{ConfigError, TrainError};
 use tks_core::model::{Dim, ModelConfig};
 use tks_data::Split;
-use tks_data::source::{self, DataConfig, LoadError};
+use tks_data::source::{DataConfig, LoadError};
 
 /// The data of a run, and what was changed to fit the model to it.
 #[derive(Debug)]
@@ -24,8 +24,8 @@ pub struct Fitted {
     pub notes: Vec<String>,
 }
 
-fn load(data: &DataConfig, timesteps: usize) -> Result<Split, TrainError> {
-    source::load(data, timesteps).map_err(|e| match e {
+fn load(config: &RunConfig) -> Result<Split, TrainError> {
+    config.load_data().map_err(|e| match e {
         LoadError::Config(c) => TrainError::Config(c),
         LoadError::Data(d) => TrainError::Data(d),
     })
@@ -37,20 +37,19 @@ fn load(data: &DataConfig, timesteps: usize) -> Result<Split, TrainError> {
 pub fn load_fitted(config: &mut RunConfig) -> Result<Fitted, TrainError> {
     config.data.validate()?;
     let mut notes = Vec::new();
-    let timesteps = config.train.timesteps;
     let known = config.data.frame_shape();
     if let Some(shape) = known
         && let Some(note) = plan_resize(config, shape)?
     {
         notes.push(note);
     }
-    let mut split = load(&config.data, timesteps)?;
+    let mut split = load(config)?;
     if known.is_none()
         && let Some(note) = plan_resize(config, split.train.frame_shape)?
     {
         // the sensor size was only known from the recordings: integrate them again, resized
         notes.push(note);
-        split = load(&config.data, timesteps)?;
+        split = load(config)?;
     }
     resolve(&mut config.model, &config.data, &split)?;
     Ok(Fitted { split, notes })

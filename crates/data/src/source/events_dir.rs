@@ -54,10 +54,10 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
         classes: classes.len() as u32,
     };
     let name = |w: &str| format!("events:{}/{w}", dir.display());
-    Ok(Split {
-        train: event_set(name("train"), &train, f, &integ, c)?,
-        test: event_set(name("test"), &test, f, &integ, c)?,
-    })
+    Ok(Split::new(
+        event_set(name("train"), &train, f, &integ, c)?,
+        event_set(name("test"), &test, f, &integ, c)?,
+    ))
 }
 
 /// The sensor `(width, height)` an `events:DIR` set integrates its frames on (every recording

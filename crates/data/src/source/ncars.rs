@@ -27,10 +27,10 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
         ));
     };
     let name = |w: &str| format!("ncars:{}/{w}", dir.display());
-    Ok(Split {
-        train: event_set(name("train"), &single(split(&tr)?, c.limit), f, &integ, c)?,
-        test: event_set(name("test"), &single(split(&te)?, c.limit), f, &integ, c)?,
-    })
+    Ok(Split::new(
+        event_set(name("train"), &single(split(&tr)?, c.limit), f, &integ, c)?,
+        event_set(name("test"), &single(split(&te)?, c.limit), f, &integ, c)?,
+    ))
 }
 
 /// The `.dat` files of `background/` and `cars/` under `dir`, labelled 0 and 1.

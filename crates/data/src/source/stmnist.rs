@@ -37,8 +37,8 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
         let pick = |ix: &[usize]| ix.iter().map(|&i| items[i].clone()).collect::<Vec<_>>();
         (pick(&tr), pick(&te))
     };
-    Ok(Split {
-        train: event_set(name("train"), &single(train, c.limit), f, &integ, c)?,
-        test: event_set(name("test"), &single(test, c.limit), f, &integ, c)?,
-    })
+    Ok(Split::new(
+        event_set(name("train"), &single(train, c.limit), f, &integ, c)?,
+        event_set(name("test"), &single(test, c.limit), f, &integ, c)?,
+    ))
 }

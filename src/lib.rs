@@ -7,7 +7,7 @@
 //! * [`tks_core`] — [`surrogate`], [`neuron`], [`layer`] (with the fused kernels), [`model`],
 //!   [`kernels`] (the kernel policy), [`monitor`] (spike / synaptic-operation counting).
 //! * [`tks_data`] — [`data`]: formats, events, augmentation, sources, cache, streaming.
-//! * [`tks_train`] — [`objective`], [`train`], [`eval`], [`config`].
+//! * [`tks_train`] — [`objective`], [`train`], [`eval`], [`config`], [`fit`], [`study`].
 //! * [`tks_deploy`] — [`deploy`]: NIR export/import, single-file prediction.
 //!
 //! Layout is time-major: `[T, B, ...]` everywhere.
@@ -15,7 +15,7 @@
 pub use tks_core::{kernels, layer, model, monitor, neuron, params, surrogate};
 pub use tks_data as data;
 pub use tks_deploy as deploy;
-pub use tks_train::{config, eval, objective, study, train};
+pub use tks_train::{config, eval, fit, objective, study, train};
 
 /// Error types of every crate.
 pub mod error {

@@ -4,6 +4,7 @@
 
 mod anytime;
 mod bench;
+pub mod data;
 mod deploy;
 mod eval;
 pub mod kernels;
@@ -60,6 +61,9 @@ pub enum Command {
     Import(deploy::ImportArgs),
     /// Classify files (images, event recordings, .npy frames, folders): one JSON line each.
     Predict(deploy::PredictArgs),
+    /// Look into data: `inspect` a recording or dataset folder, or write the `frames` training
+    /// makes of a recording (`.npy`, PNG strip).
+    Data(data::DataArgs),
 }
 
 /// `[data] cache_dir` when the run leaves it unset: `$XDG_CACHE_HOME/tks/frames`, else
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Export(args) => deploy::run_export(args, &k),
             Command::Import(args) => deploy::run_import(args, &k),
             Command::Predict(args) => deploy::run_predict(args, &k),
+            Command::Data(args) => data::run(args),
         }
     });
     match result {

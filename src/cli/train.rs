@@ -6,18 +6,21 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::RunConfig;
-use crate::data::source;
 use crate::device::default_device;
 use crate::eval::EvalReport;
+use crate::model::ModelConfig;
 use crate::objective::ObjectiveConfig;
 use crate::surrogate::Surrogate;
 use crate::train::TrainHooks;
 
 /// Arguments that change what a run computes, so cannot be combined with `--resume` (the
 /// resumed run uses its `config.toml`).
-const RUN_CHANGING_FLAGS: [&str; 18] = [
+const RUN_CHANGING_FLAGS: [&str; 21] = [
     "config",
     "data",
+    "arch",
+    "width",
+    "limit",
     "objective",
     "tks_temperature",
     "tks_alpha",
@@ -41,10 +44,23 @@ pub struct TrainArgs {
     /// TOML run configuration; flags below override its fields.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Data source `NAME[:PATH]`: digits, mnist, fashion, kmnist, cifar10, cifar100, folder,
-    /// nmnist, cifar10dvs, ncaltech101, dvsgesture (overrides `[data] source`).
+    /// Data source `NAME[:PATH]`: digits, dvsdigits, mnist, fashion, kmnist, cifar10, cifar100,
+    /// folder, nmnist, cifar10dvs, ncaltech101, dvsgesture, ncars, stmnist, events (overrides
+    /// `[data] source`). The model takes its input shape and classes from it.
     #[arg(long)]
     data: Option<String>,
+    /// Architecture: small_cnn, vgg_snn, resnet19, sew_resnet18, sew_resnet19, sew_resnet34,
+    /// sew_resnet50 (overrides `[model] arch` unless it names the same one). Its input channels,
+    /// size and classes come from the data unless the `[model]` table sets them.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Channel multiplier of the model (VGG-SNN and ResNets: `width`; small CNN: both blocks'
+    /// channels).
+    #[arg(long)]
+    width: Option<f64>,
+    /// Keep at most this many samples per split (`[data] limit`; 0 = all).
+    #[arg(long)]
+    limit: Option<usize>,
     /// Objective: baseline, ls, tet, tks, tssd, bkd (default parameters unless the config names the same one).
     #[arg(long)]
     objective: Option<String>,
@@ -127,6 +143,25 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
     };
+    if let Some(arch) = &args.arch {
+        let wanted = ModelConfig::from_arch(arch)?;
+        match (&mut config.model, &wanted) {
+            // the configured SEW-ResNet keeps its fields; `sew_resnetNN` sets its depth
+            (ModelConfig::SewResNet(c), ModelConfig::SewResNet(w)) => {
+                if arch.trim() != "sew_resnet" {
+                    c.depth = w.depth;
+                }
+            }
+            (m, w) if m.arch() == w.arch() => {}
+            (m, _) => *m = wanted,
+        }
+    }
+    if let Some(w) = args.width {
+        config.model.set_width(w);
+    }
+    if let Some(v) = args.limit {
+        config.data.limit = v;
+    }
     if let Some(v) = &args.objective
         && v != config.objective.name()
     {
@@ -229,15 +264,11 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     }
     super::default_cache_dir(&mut config.data);
     let device = default_device(args.cuda)?;
-    source::check_shape(&config.data, config.model.input_shape()).map_err(anyhow::Error::msg)?;
-    let data = config.load_data()?;
-    source::check_fits(
-        &data,
-        config.model.input_shape(),
-        config.model.num_classes(),
-        &config.data.source,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let fitted = crate::fit::load_fitted(&mut config)?;
+    for note in &fitted.notes {
+        println!("{note}");
+    }
+    let data = fitted.split;
     let objective = config.objective()?;
     let t = &config.train;
     println!(

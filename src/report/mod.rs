@@ -182,6 +182,8 @@ pub fn figures(runs: &[RunSummary]) -> Vec<(String, String, Figure)> {
         title: title.into(),
         x_label: x.into(),
         y_label: y.into(),
+        // epochs, timesteps and T are counts: integer ticks
+        integer_x: matches!(x, "epoch" | "timestep t" | "test timesteps T" | "T"),
         ..Default::default()
     };
     let mut loss = line("Training loss", "epoch", "loss");

@@ -22,6 +22,17 @@ pub struct LinePlot {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// Fixed y range, else fitted.
     pub y_range: Option<(f64, f64)>,
+    /// The x values are counts (epochs, timesteps): ticks only at integers, labelled as such.
+    pub integer_x: bool,
+}
+
+/// An x tick label for an integer axis: the integer, or nothing between integers.
+fn integer_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
 }
 
 /// A grouped bar chart: one bar per series in each category.
@@ -167,12 +178,15 @@ where
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(err)?;
             if text {
-                chart
-                    .configure_mesh()
-                    .x_desc(p.x_label.as_str())
-                    .y_desc(p.y_label.as_str())
-                    .draw()
-                    .map_err(err)?;
+                let mut mesh = chart.configure_mesh();
+                mesh.x_desc(p.x_label.as_str()).y_desc(p.y_label.as_str());
+                if p.integer_x {
+                    // one tick per integer when they fit, never a fractional label
+                    let span = (x1.floor() - x0.ceil()).max(0.0) as usize + 1;
+                    mesh.x_labels(span.clamp(2, 12))
+                        .x_label_formatter(&integer_label);
+                }
+                mesh.draw().map_err(err)?;
             }
             for (i, (name, pts)) in p.series.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
@@ -206,7 +220,7 @@ where
                     .x_desc(p.x_label.as_str())
                     .y_desc(p.y_label.as_str())
                     .x_labels(p.categories.min(30))
-                    .x_label_formatter(&|x| format!("{}", x.round() as i64))
+                    .x_label_formatter(&integer_label)
                     .draw()
                     .map_err(err)?;
             }
@@ -312,6 +326,7 @@ mod tests {
                 y_label: "y".into(),
                 series: vec![("a".into(), vec![(1.0, 0.5), (2.0, 0.7)])],
                 y_range: None,
+                integer_x: false,
             }),
             Figure::Bar(BarPlot {
                 title: "b".into(),
@@ -336,5 +351,49 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn timestep_axes_show_integers_only() {
+        assert_eq!(integer_label(&3.0), "3");
+        assert_eq!(integer_label(&2.5), "");
+        if !font_available() {
+            eprintln!(
+                "SKIP: no TrueType font for plot text (set TKS_FONT); label rule checked only"
+            );
+            return;
+        }
+        let fig = Figure::Line(LinePlot {
+            title: "per timestep".into(),
+            x_label: "timestep t".into(),
+            y_label: "accuracy (%)".into(),
+            series: vec![(
+                "a".into(),
+                (1..=4).map(|t| (t as f64, 90.0 + t as f64)).collect(),
+            )],
+            y_range: None,
+            integer_x: true,
+        });
+        let mut svg = String::new();
+        draw(
+            SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+            &fig,
+            true,
+        )
+        .unwrap();
+        // tick labels are `<text …>LABEL</text>`: on this axis 1, 2, 3, 4 and no fraction
+        let labels: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next().map(str::trim))
+            .collect();
+        for t in ["1", "2", "3", "4"] {
+            assert!(labels.contains(&t), "no x tick `{t}` in {labels:?}");
+        }
+        for t in ["1.5", "2.5", "1.0", "3.5"] {
+            assert!(
+                !labels.contains(&t),
+                "fractional x tick `{t}` in {labels:?}"
+            );
+        }
     }
 }

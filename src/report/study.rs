@@ -354,6 +354,8 @@ fn experiment_figures(name: &str, cells: &[&Cell]) -> Vec<(String, String, Figur
             y_label: "test accuracy (%)".into(),
             series,
             y_range: None,
+            // every x of these figures is a number of timesteps
+            integer_x: true,
         })
     };
     let t_axis = |i: usize| (i + 1) as f64;
@@ -398,6 +400,7 @@ fn experiment_figures(name: &str, cells: &[&Cell]) -> Vec<(String, String, Figur
                     })
                     .collect(),
                 y_range: None,
+                integer_x: false,
             }),
         ));
     }

@@ -1,5 +1,6 @@
 //! `tks train --data NAME:PATH` through the binary: a real N-MNIST run (skipped with `SKIP:` when
-//! `../shared/data` is absent), and the errors for a model that does not fit and a bad path.
+//! `../shared/data` is absent), and the errors for a model set to other dimensions than the
+//! data's and a bad path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,11 +39,17 @@ fn train_on_nmnist_small_from_the_command_line() {
     }
     let work = scratch("nmnist");
     let data = format!("nmnist:{}", dir.display());
-    // the default model (1×8×8) does not fit: both shapes are named, nothing is trained
-    let (ok, text) = tks(&["train", "--data", &data, "--epochs", "1"], &work);
+    // a model set to other dimensions than the data's: both are named, nothing is trained
+    let wrong = work.join("wrong.toml");
+    std::fs::write(&wrong, "[model]\narch = \"small_cnn\"\nin_channels = 1\n").unwrap();
+    let w = wrong.to_str().unwrap();
+    let (ok, text) = tks(
+        &["train", "--config", w, "--data", &data, "--epochs", "1"],
+        &work,
+    );
     assert!(!ok, "{text}");
     assert!(
-        text.contains("[2, 34, 34]") && text.contains("[1, 8, 8]"),
+        text.contains("model.in_channels") && text.contains("= 1") && text.contains("2"),
         "{text}"
     );
     let config = work.join("nmnist.toml");

@@ -640,7 +640,7 @@ fn npz_separate_and_structured() {
     assert!(e.contains("c.npz") && e.contains("CRC-32"), "{e}");
     let e = npy::parse_npz_events(&s, "n.npz").unwrap_err().to_string();
     assert!(
-        e.contains("n.npz") && e.contains("end-of-central-directory"),
+        e.contains("n.npz") && e.contains("not a readable zip archive"),
         "{e}"
     );
 }

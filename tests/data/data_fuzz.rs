@@ -12,7 +12,7 @@ use tks::data::formats::{aedat2, aedat3, aedat4, cifar, idx, mat, nmnist, npy, p
 
 const ROUNDS: usize = 3000;
 
-fn shared(rel: &str) -> Option<Vec<u8>> {
+pub(crate) fn shared(rel: &str) -> Option<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data")
         .join(rel);
@@ -40,7 +40,7 @@ const INTERESTING: [u32; 8] = [
 ];
 
 /// One random mutation of `seed` (or pure random bytes with a kept prefix).
-fn mutate(rng: &mut StdRng, seed: &[u8], keep_prefix: usize) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut StdRng, seed: &[u8], keep_prefix: usize) -> Vec<u8> {
     let mut b = seed.to_vec();
     let rounds = rng.random_range(1..=4);
     for _ in 0..rounds {
@@ -100,7 +100,13 @@ fn mutate(rng: &mut StdRng, seed: &[u8], keep_prefix: usize) -> Vec<u8> {
     b
 }
 
-fn run<F: Fn(&[u8])>(seeds: &[Vec<u8>], keep_prefix: usize, rounds: usize, seed: u64, parse: F) {
+pub(crate) fn run<F: Fn(&[u8])>(
+    seeds: &[Vec<u8>],
+    keep_prefix: usize,
+    rounds: usize,
+    seed: u64,
+    parse: F,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     for s in seeds {
         parse(s);

@@ -145,6 +145,7 @@ fn nmnist_end_to_end_training_and_shape_errors() {
     let mut run = RunConfig::from_toml(
         &format!(
             "[model]\narch = \"small_cnn\"\nin_channels = 2\ninput_size = 32\nchannels = [8, 16]\n\
+             num_classes = 10\n\
              [train]\nepochs = 1\ntimesteps = 4\nbatch_size = 50\n\
              [data]\nsource = \"nmnist:{}\"\nresize = 32\ncache_dir = \"{}\"\n\
              [data.augment]\nhflip = true\ncrop_padding = 2\n",
@@ -847,9 +848,11 @@ fn bad_sources_and_paths_are_named() {
     // the procedural DVS digits: event frames from the embedded data
     let dd = load(&config("dvsdigits".into(), Path::new("/tmp")), 3).unwrap();
     assert_eq!((dd.train.len(), dd.train.frame_shape), (1442, [2, 16, 16]));
-    // digits default and small_cnn fit
-    let run = RunConfig::default();
+    // digits default and small_cnn fit (its `auto` dimensions resolved from the data)
+    let mut run = RunConfig::default();
     let d = load(&run.data, 4).unwrap();
+    tks::fit::resolve(&mut run.model, &run.data, &d).unwrap();
+    assert_eq!(run.model.input_shape(), [1, 8, 8]);
     check_fits(
         &d,
         run.model.input_shape(),
@@ -858,8 +861,8 @@ fn bad_sources_and_paths_are_named() {
     )
     .unwrap();
     let m = ModelConfig::SmallCnn(SmallCnnConfig {
-        num_classes: 5,
-        input_size: 8,
+        num_classes: 5.into(),
+        input_size: 8.into(),
         ..Default::default()
     });
     let e = check_fits(&d, m.input_shape(), m.num_classes(), "digits").unwrap_err();

@@ -354,7 +354,9 @@ fn a_streamed_file_broken_after_loading_is_an_error_not_a_panic() {
         matches!(e, tks::error::TrainError::Data(_)) && e.to_string().contains("val/b/2.png"),
         "{e}"
     );
-    let model = rc.model.init(&Device::flex()).unwrap();
+    let mut fitted = rc.model.clone();
+    tks::fit::resolve(&mut fitted, &rc.data, &data).unwrap();
+    let model = fitted.init(&Device::flex()).unwrap();
     let e = tks::eval::evaluate(&model, &data.test, 2, 4, Encoder::Direct, &Device::flex())
         .expect_err("a broken test file fails evaluation");
     assert!(e.to_string().contains("val/b/2.png"), "{e}");

@@ -146,17 +146,17 @@ fn what_nir_cannot_express_names_the_layer() {
     let dir = scratch("nir-unsupported");
     let cases = [
         (
-            "[model]\narch = \"small_cnn\"\ninput_size = 8\n[model.neuron]\nthreshold = 0.5\nreset = \"soft\"\n",
+            "[model]\narch = \"small_cnn\"\nin_channels = 1\ninput_size = 8\nnum_classes = 10\n[model.neuron]\nthreshold = 0.5\nreset = \"soft\"\n",
             "block1.lif",
             "soft reset",
         ),
         (
-            "[model]\narch = \"vgg_snn\"\nwidth = 0.125\nin_channels = 2\ninput_size = 16\npool = \"max\"\n[data]\nsource = \"dvsdigits\"\n",
+            "[model]\narch = \"vgg_snn\"\nwidth = 0.125\nin_channels = 2\ninput_size = 16\nnum_classes = 10\npool = \"max\"\n[data]\nsource = \"dvsdigits\"\n",
             "stages.0.pool",
             "max pooling",
         ),
         (
-            "[model]\narch = \"sew_resnet\"\ndepth = 18\nwidth = 0.0625\ninput_size = 8\nin_channels = 1\ncifar_stem = true\n",
+            "[model]\narch = \"sew_resnet\"\ndepth = 18\nwidth = 0.0625\ninput_size = 8\nin_channels = 1\nnum_classes = 10\ncifar_stem = true\n",
             "sew_resnet",
             "SEW",
         ),

@@ -17,7 +17,7 @@ fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn small_cnn() -> ModelConfig {
     ModelConfig::SmallCnn(SmallCnnConfig {
-        input_size: 8,
+        input_size: 8.into(),
         channels: [16, 16],
         neuron: NeuronConfig {
             threshold: 0.5,
@@ -91,7 +91,8 @@ fn a_policy_reaches_every_layer_and_neuron_of_every_architecture() {
         "arch = \"sew_resnet\"\ndepth = 18\nwidth = 0.125\ninput_size = 8\ncifar_stem = true\n",
     ]
     .iter()
-    .map(|t| toml::from_str(t).unwrap())
+    .map(|t| format!("{t}in_channels = 2\nnum_classes = 10\n"))
+    .map(|t| toml::from_str(&t).unwrap())
     .collect();
     for cfg in configs {
         let model = cfg.init_with(&device, &policy).unwrap();

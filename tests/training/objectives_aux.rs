@@ -117,6 +117,7 @@ fn bkd_trains_from_a_saved_ann_teacher() {
     // 1. The ANN teacher: ReLU everywhere, T = 1, one epoch; saved and reloaded.
     let mut ann = RunConfig::default();
     ann.set_ann();
+    ann.model.resolve([1, 8, 8], 10, "digits").unwrap();
     ann.train.timesteps = 1;
     ann.train.epochs = 1;
     let teacher = run(&ann, &data);
@@ -150,7 +151,9 @@ fn bkd_trains_from_a_saved_ann_teacher() {
     config.validate().unwrap();
     let outcome = run(&config, &data);
     check_learns("bkd", &outcome, 0.8);
-    let baseline = trainable_params(&RunConfig::default().model.init(&device).unwrap());
+    let mut base = RunConfig::default().model;
+    base.resolve([1, 8, 8], 10, "digits").unwrap();
+    let baseline = trainable_params(&base.init(&device).unwrap());
     check_no_overhead("bkd", &config, &outcome, baseline);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -79,7 +79,10 @@ fn resume_matches_uninterrupted_run() {
         assert!(straight_dir.join(f).is_file(), "{f} missing");
     }
     let dir = RunDir::open(&straight_dir).unwrap();
-    assert_eq!(dir.config().unwrap(), cfg);
+    // recorded with the model's `auto` dimensions resolved from the digits
+    let mut recorded = cfg.clone();
+    recorded.model.resolve([1, 8, 8], 10, "digits").unwrap();
+    assert_eq!(dir.config().unwrap(), recorded);
     assert_eq!(curve(&dir.metrics().unwrap()), curve(&straight.history));
 
     // Interrupted after epoch 2: the checkpoint hook fails on epoch 3, as a crash would.

@@ -8,7 +8,8 @@
 //! alpha = 0.7
 //! [model]
 //! arch = "small_cnn"
-//! input_size = 8
+//! input_size = 8          # in_channels, input_size, num_classes: a number or "auto" (the
+//!                         # default: from the data, see `fit`)
 //! [model.neuron]
 //! threshold = 0.5
 //! [train]
@@ -23,7 +24,7 @@ use crate::error::ConfigError;
 use crate::objective::{Objective, ObjectiveConfig};
 use crate::train::TrainConfig;
 use tks_core::kernels::KernelPolicy;
-use tks_core::model::{ModelConfig, SmallCnnConfig};
+use tks_core::model::{Dim, ModelConfig, SmallCnnConfig};
 use tks_core::neuron::NeuronConfig;
 use tks_data::source::DataConfig;
 
@@ -49,11 +50,13 @@ impl Default for RunConfig {
     fn default() -> Self {
         Self {
             objective: ObjectiveConfig::default(),
+            // `auto` dimensions: 1 × 8 × 8 and 10 classes on the digits, whatever the data
+            // gives on another source ([`crate::fit`])
             model: ModelConfig::SmallCnn(SmallCnnConfig {
-                in_channels: 1,
-                input_size: 8,
+                in_channels: Dim::Auto,
+                input_size: Dim::Auto,
                 channels: [32, 64],
-                num_classes: 10,
+                num_classes: Dim::Auto,
                 neuron: NeuronConfig {
                     threshold: 0.5,
                     ..Default::default()

@@ -2,7 +2,9 @@
 
 use thiserror::Error;
 
-pub use tks_core::error::{ConfigError, check_nonzero, check_positive, check_range};
+pub use tks_core::error::{
+    ConfigError, check_nonzero, check_positive, check_range, check_range_above,
+};
 pub use tks_data::error::DataError;
 
 /// Errors raised while training or evaluating.

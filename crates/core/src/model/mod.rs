@@ -10,6 +10,10 @@ use crate::error::ConfigError;
 use crate::kernels::{KernelPolicy, SetKernels};
 use crate::neuron::NeuronConfig;
 
+mod dim;
+mod fit;
+pub use dim::{Dim, Dims};
+
 /// A channel count `c` scaled by the width multiplier: `max(1, round(c·width))`.
 pub(crate) fn scaled(c: usize, width: f64) -> usize {
     ((c as f64 * width).round() as usize).max(1)
@@ -28,16 +32,42 @@ pub(crate) fn check_width(width: f64) -> Result<(), ConfigError> {
     }
 }
 
-/// Checks `model.num_classes` (at least 2).
-pub(crate) fn check_classes(num_classes: usize) -> Result<(), ConfigError> {
-    if num_classes < 2 {
-        return Err(ConfigError::invalid(
+/// Checks `model.num_classes` (at least 2; `auto` is checked once resolved).
+pub(crate) fn check_classes(num_classes: Dim) -> Result<(), ConfigError> {
+    match num_classes.value() {
+        Some(n) if n < 2 => Err(ConfigError::invalid(
             "model.num_classes",
-            num_classes,
+            n,
             "must be at least 2",
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Checks `model.in_channels` (at least 1; `auto` is checked once resolved).
+pub(crate) fn check_in_channels(in_channels: Dim) -> Result<(), ConfigError> {
+    match in_channels.value() {
+        Some(0) => Err(ConfigError::invalid(
+            "model.in_channels",
+            0,
+            "must be at least 1",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `[in_channels, input_size, num_classes]` as numbers, or an error naming the first one still
+/// `auto`.
+pub(crate) fn resolved(
+    in_channels: Dim,
+    input_size: Dim,
+    num_classes: Dim,
+) -> Result<[usize; 3], ConfigError> {
+    Ok([
+        in_channels.get("model.in_channels")?,
+        input_size.get("model.input_size")?,
+        num_classes.get("model.num_classes")?,
+    ])
 }
 
 /// Global average pool per timestep: `[T, B, C, H, W]` → `[T, B, C]`.
@@ -61,15 +91,24 @@ pub struct SnnOutput {
 pub trait ArchitectureInfo {
     /// Checks the configuration without building the model (names the first bad field).
     fn validate(&self) -> Result<(), ConfigError>;
-    /// Number of output classes.
+    /// Number of output classes (0 while `auto`).
     fn num_classes(&self) -> usize;
-    /// Expected input `[C, H, W]` of one frame.
+    /// Expected input `[C, H, W]` of one frame (0 for a dimension still `auto`).
     fn input_shape(&self) -> [usize; 3];
+    /// The data-dependent dimensions, each a number or `auto`.
+    fn dims(&self) -> Dims;
+    /// Sets the data-dependent dimensions.
+    fn set_dims(&mut self, dims: Dims);
+    /// Scales the network's channels by `width` (`--width`; 1 = the paper's network).
+    fn set_width(&mut self, width: f64);
     /// The spiking neuron of every layer (for flag overrides and the ANN mode).
     fn neuron_mut(&mut self) -> &mut NeuronConfig;
 }
 
 /// An architecture's configuration, which builds its network.
+///
+/// `in_channels`, `input_size` and `num_classes` are [`Dim`]s: `auto` (the default of a `[model]`
+/// table that leaves them out) until [`ModelConfig::resolve`] sets them from the data.
 pub trait Architecture: ArchitectureInfo {
     /// The network it builds.
     type Net: Network;
@@ -104,8 +143,8 @@ pub trait Network: SetKernels {
 }
 
 /// [`ArchitectureInfo`] and [`Architecture`] for a configuration with the usual fields
-/// (`num_classes`, `in_channels`, a square `input_size`, `neuron`), an inherent `validate` and an
-/// inherent `init` that builds `Net`: `square_input_architecture!(VggSnnConfig => VggSnn);`.
+/// (`num_classes`, `in_channels`, a square `input_size` — all [`Dim`]s — and `neuron`), an
+/// inherent `validate`, an inherent `set_width` and an inherent `init` that builds `Net`: `square_input_architecture!(VggSnnConfig => VggSnn);`.
 macro_rules! square_input_architecture {
     ($config:ty => $net:ty) => {
         impl $crate::model::ArchitectureInfo for $config {
@@ -114,11 +153,30 @@ macro_rules! square_input_architecture {
             }
 
             fn num_classes(&self) -> usize {
-                self.num_classes
+                self.num_classes.or_zero()
             }
 
             fn input_shape(&self) -> [usize; 3] {
-                [self.in_channels, self.input_size, self.input_size]
+                let size = self.input_size.or_zero();
+                [self.in_channels.or_zero(), size, size]
+            }
+
+            fn dims(&self) -> $crate::model::Dims {
+                $crate::model::Dims {
+                    in_channels: self.in_channels,
+                    input_size: self.input_size,
+                    num_classes: self.num_classes,
+                }
+            }
+
+            fn set_dims(&mut self, dims: $crate::model::Dims) {
+                self.in_channels = dims.in_channels;
+                self.input_size = dims.input_size;
+                self.num_classes = dims.num_classes;
+            }
+
+            fn set_width(&mut self, width: f64) {
+                Self::set_width(self, width)
             }
 
             fn neuron_mut(&mut self) -> &mut $crate::neuron::NeuronConfig {
@@ -294,9 +352,9 @@ mod tests {
             ModelConfig::SewResNet(SewResNetConfig {
                 depth,
                 width: 0.125,
-                input_size: 8,
+                input_size: 8.into(),
                 cifar_stem: true,
-                num_classes: 10,
+                num_classes: 10.into(),
                 neuron,
                 ..Default::default()
             })
@@ -306,7 +364,7 @@ mod tests {
             (
                 "small_cnn",
                 ModelConfig::SmallCnn(SmallCnnConfig {
-                    input_size: 8,
+                    input_size: 8.into(),
                     channels: [4, 8],
                     neuron,
                     ..Default::default()
@@ -319,7 +377,7 @@ mod tests {
                 "vgg_snn",
                 ModelConfig::VggSnn(VggSnnConfig {
                     width: 0.125,
-                    input_size: 16,
+                    input_size: 16.into(),
                     neuron,
                     ..Default::default()
                 }),
@@ -332,7 +390,7 @@ mod tests {
                 "resnet19",
                 ModelConfig::ResNet19(ResNet19Config {
                     width: 0.125,
-                    input_size: 8,
+                    input_size: 8.into(),
                     neuron,
                     ..Default::default()
                 }),
@@ -396,10 +454,12 @@ mod tests {
     #[test]
     fn arch_tags_parse_and_bad_values_name_the_field() {
         let parse = |s: &str| toml::from_str::<ModelConfig>(s).unwrap();
+        // dimensions left out are `auto` (from the data); set ones are kept
         let vgg = parse("arch = \"vgg_snn\"\nwidth = 0.25\n");
-        assert_eq!((vgg.input_shape(), vgg.num_classes()), ([2, 48, 48], 10));
-        let r19 = parse("arch = \"resnet19\"\nnum_classes = 100\n");
-        assert_eq!((r19.input_shape(), r19.num_classes()), ([3, 32, 32], 100));
+        assert_eq!(vgg.dims(), Dims::default());
+        let r19 = parse("arch = \"resnet19\"\nnum_classes = 100\ninput_size = \"auto\"\n");
+        assert_eq!(r19.dims().num_classes, Dim::Fixed(100));
+        assert!(r19.dims().input_size.is_auto() && r19.dims().in_channels.is_auto());
         let sew = parse("arch = \"sew_resnet\"\ndepth = 34\ncifar_stem = true\ninput_size = 32\n");
         assert!(matches!(&sew, ModelConfig::SewResNet(c) if c.depth == 34 && c.cifar_stem));
         for (text, field, value) in [

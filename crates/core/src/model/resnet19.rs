@@ -26,7 +26,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Network, check_classes, check_width, global_avg_pool, scaled};
+use super::{
+    Dim, Network, check_classes, check_in_channels, check_width, global_avg_pool, resolved, scaled,
+};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::{linear, spike};
 use crate::layer::{ConvBn, Norm};
@@ -42,16 +44,19 @@ pub(crate) const RESNET19_HIDDEN: usize = 256;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResNet19Config {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Input height = width (at least 4).
-    pub input_size: usize,
+    /// Input channels (`auto`: from the data).
+    #[serde(default)]
+    pub in_channels: Dim,
+    /// Input height = width (at least 4; `auto`: from the data).
+    #[serde(default)]
+    pub input_size: Dim,
     /// Channel multiplier: every channel count `c` becomes `max(1, round(c·width))`.
     pub width: f64,
     /// Stem channels before the width multiplier (128 in the paper, 64 in TET's code).
     pub stem_channels: usize,
-    /// Output classes.
-    pub num_classes: usize,
+    /// Output classes (`auto`: from the data).
+    #[serde(default)]
+    pub num_classes: Dim,
     /// Normalisation; `td_bn` scales the pre-addition BNs' α by 1/√2.
     pub norm: Norm,
     /// Spiking neuron of every layer.
@@ -61,11 +66,11 @@ pub struct ResNet19Config {
 impl Default for ResNet19Config {
     fn default() -> Self {
         Self {
-            in_channels: 3,
-            input_size: 32,
+            in_channels: Dim::Fixed(3),
+            input_size: Dim::Fixed(32),
             width: 1.0,
             stem_channels: 128,
-            num_classes: 10,
+            num_classes: Dim::Fixed(10),
             norm: Norm::TdBn { alpha: 1.0 },
             neuron: NeuronConfig::default(),
         }
@@ -93,17 +98,24 @@ pub(crate) fn check_norm(norm: Norm) -> Result<(), ConfigError> {
 square_input_architecture!(ResNet19Config => ResNet19);
 
 impl ResNet19Config {
+    /// Sets the channel multiplier.
+    pub fn set_width(&mut self, width: f64) {
+        self.width = width;
+    }
+
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_nonzero("model.in_channels", self.in_channels)?;
+        check_in_channels(self.in_channels)?;
         check_nonzero("model.stem_channels", self.stem_channels)?;
         check_width(self.width)?;
         check_classes(self.num_classes)?;
         check_norm(self.norm)?;
-        if self.input_size < 4 {
+        if let Some(s) = self.input_size.value()
+            && s < 4
+        {
             return Err(ConfigError::invalid(
                 "model.input_size",
-                self.input_size,
+                s,
                 "must be at least 4",
             ));
         }
@@ -113,9 +125,11 @@ impl ResNet19Config {
     /// Builds the network (validated first).
     pub fn init(&self, device: &Device) -> Result<ResNet19, ConfigError> {
         self.validate()?;
+        let [in_channels, _, num_classes] =
+            resolved(self.in_channels, self.input_size, self.num_classes)?;
         let stem_c = scaled(self.stem_channels, self.width);
         let stem = ConvBn::new(
-            self.in_channels,
+            in_channels,
             stem_c,
             3,
             1,
@@ -150,7 +164,7 @@ impl ResNet19Config {
             head: MlpHead::new(
                 c_in,
                 scaled(RESNET19_HIDDEN, self.width),
-                self.num_classes,
+                num_classes,
                 &self.neuron,
                 device,
             )?,
@@ -323,7 +337,7 @@ mod tests {
         let device = Device::flex();
         let m = ResNet19Config {
             width: 0.125,
-            input_size: 8,
+            input_size: 8.into(),
             ..Default::default()
         }
         .init(&device)
@@ -371,7 +385,7 @@ mod tests {
             ("model.width", "-1")
         );
         let err = ResNet19Config {
-            input_size: 2,
+            input_size: 2.into(),
             ..Default::default()
         }
         .init(&device)

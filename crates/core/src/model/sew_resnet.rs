@@ -31,8 +31,10 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::resnet19::{MlpHead, RESNET19_HIDDEN, RESNET19_STAGES, check_norm};
-use super::{Network, check_classes, check_width, global_avg_pool, scaled};
-use crate::error::{ConfigError, check_nonzero};
+use super::{
+    Dim, Network, check_classes, check_in_channels, check_width, global_avg_pool, resolved, scaled,
+};
+use crate::error::ConfigError;
 use crate::monitor::linear;
 use crate::layer::{ConvBn, ConvBnSpike, Norm, Pool, PoolKind};
 use crate::neuron::NeuronConfig;
@@ -43,14 +45,17 @@ use crate::neuron::NeuronConfig;
 pub struct SewResNetConfig {
     /// 18, 19, 34 or 50.
     pub depth: usize,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Input height = width (at least the total downsampling: 32 with the ImageNet stem).
-    pub input_size: usize,
+    /// Input channels (`auto`: from the data).
+    #[serde(default)]
+    pub in_channels: Dim,
+    /// Input height = width (at least the total downsampling: 32 with the ImageNet stem; `auto`: from the data).
+    #[serde(default)]
+    pub input_size: Dim,
     /// Channel multiplier: every channel count `c` becomes `max(1, round(c·width))`.
     pub width: f64,
-    /// Output classes.
-    pub num_classes: usize,
+    /// Output classes (`auto`: from the data).
+    #[serde(default)]
+    pub num_classes: Dim,
     /// Depths 18/34/50: conv 3×3 s1 stem without max pooling (CIFAR) instead of the ImageNet one.
     pub cifar_stem: bool,
     /// Normalisation after each conv.
@@ -64,10 +69,10 @@ impl Default for SewResNetConfig {
     fn default() -> Self {
         Self {
             depth: 18,
-            in_channels: 3,
-            input_size: 224,
+            in_channels: Dim::Fixed(3),
+            input_size: Dim::Fixed(224),
             width: 1.0,
-            num_classes: 1000,
+            num_classes: Dim::Fixed(1000),
             cifar_stem: false,
             norm: Norm::Bn,
             neuron: NeuronConfig::default(),
@@ -124,10 +129,15 @@ impl SewResNetConfig {
         })
     }
 
+    /// Sets the channel multiplier.
+    pub fn set_width(&mut self, width: f64) {
+        self.width = width;
+    }
+
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let layout = self.layout()?;
-        check_nonzero("model.in_channels", self.in_channels)?;
+        check_in_channels(self.in_channels)?;
         check_width(self.width)?;
         check_classes(self.num_classes)?;
         check_norm(self.norm)?;
@@ -137,10 +147,12 @@ impl SewResNetConfig {
         } else {
             4 << strided
         };
-        if self.input_size < min {
+        if let Some(size) = self.input_size.value()
+            && size < min
+        {
             return Err(ConfigError::invalid(
                 "model.input_size",
-                self.input_size,
+                size,
                 &format!("must be at least {min} for this depth and stem"),
             ));
         }
@@ -150,11 +162,13 @@ impl SewResNetConfig {
     /// Builds the network (validated first).
     pub fn init(&self, device: &Device) -> Result<SewResNet, ConfigError> {
         self.validate()?;
+        let [in_channels, _, num_classes] =
+            resolved(self.in_channels, self.input_size, self.num_classes)?;
         let layout = self.layout()?;
         let w = self.width;
         let stem_c = scaled(layout.stem_channels, w);
         let (k, s) = if layout.small_stem { (3, 1) } else { (7, 2) };
-        let stem = conv_bn_spike(self.in_channels, stem_c, k, s, self, device)?;
+        let stem = conv_bn_spike(in_channels, stem_c, k, s, self, device)?;
         let stem_pool = (!layout.small_stem).then(|| Pool::new(PoolKind::Max, 3, 2, 1));
         let mut c_in = stem_c;
         let mut stages = Vec::with_capacity(layout.stages.len());
@@ -181,11 +195,11 @@ impl SewResNetConfig {
             Some(h) => SewHead::Mlp(MlpHead::new(
                 c_in,
                 scaled(h, w),
-                self.num_classes,
+                num_classes,
                 &self.neuron,
                 device,
             )?),
-            None => SewHead::Linear(LinearConfig::new(c_in, self.num_classes).init(device)),
+            None => SewHead::Linear(LinearConfig::new(c_in, num_classes).init(device)),
         };
         Ok(SewResNet {
             stem,
@@ -472,8 +486,8 @@ mod tests {
     fn sew19_parameter_count_equals_resnet19() {
         let cfg = SewResNetConfig {
             depth: 19,
-            input_size: 32,
-            num_classes: 10,
+            input_size: 32.into(),
+            num_classes: 10.into(),
             ..Default::default()
         };
         let n = crate::params::trainable_params(&cfg.init(&Device::flex()).unwrap());
@@ -495,9 +509,9 @@ mod tests {
         let cfg = SewResNetConfig {
             depth,
             width: 0.125,
-            num_classes: 10,
+            num_classes: 10.into(),
             cifar_stem,
-            input_size: size,
+            input_size: size.into(),
             ..Default::default()
         };
         cfg.init(&device)
@@ -540,8 +554,8 @@ mod tests {
         let cfg = SewResNetConfig {
             depth: 19,
             width: 0.125,
-            num_classes: 10,
-            input_size: 8,
+            num_classes: 10.into(),
+            input_size: 8.into(),
             ..Default::default()
         };
         let m = cfg.init(&device).unwrap();
@@ -577,7 +591,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "model.width");
         let err = SewResNetConfig {
-            input_size: 16,
+            input_size: 16.into(),
             ..Default::default()
         }
         .init(&device)

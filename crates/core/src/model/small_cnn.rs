@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::Network;
+use super::{Dim, Network, check_classes, check_in_channels, resolved};
 use crate::error::{ConfigError, check_nonzero};
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
@@ -17,14 +17,17 @@ use crate::neuron::NeuronConfig;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmallCnnConfig {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Input height = width (divisible by 4).
-    pub input_size: usize,
+    /// Input channels (`auto` in a `[model]` table that leaves it out: from the data).
+    #[serde(default)]
+    pub in_channels: Dim,
+    /// Input height = width (divisible by 4; `auto`: from the data).
+    #[serde(default)]
+    pub input_size: Dim,
     /// Channels of the two conv blocks.
     pub channels: [usize; 2],
-    /// Output classes.
-    pub num_classes: usize,
+    /// Output classes (`auto`: from the data).
+    #[serde(default)]
+    pub num_classes: Dim,
     /// Normalisation after each conv.
     pub norm: Norm,
     /// Spiking neuron of every block.
@@ -34,10 +37,10 @@ pub struct SmallCnnConfig {
 impl Default for SmallCnnConfig {
     fn default() -> Self {
         Self {
-            in_channels: 1,
-            input_size: 28,
+            in_channels: Dim::Fixed(1),
+            input_size: Dim::Fixed(28),
             channels: [32, 64],
-            num_classes: 10,
+            num_classes: Dim::Fixed(10),
             norm: Norm::Bn,
             neuron: NeuronConfig::default(),
         }
@@ -47,39 +50,43 @@ impl Default for SmallCnnConfig {
 square_input_architecture!(SmallCnnConfig => SmallCnn);
 
 impl SmallCnnConfig {
-    /// Checks what can be checked without building (the neuron; the shape checks run in
-    /// [`Self::init`]).
+    /// Scales both conv blocks' channels by `width` (`max(1, round(c·width))`).
+    pub fn set_width(&mut self, width: f64) {
+        self.channels = self.channels.map(|c| super::scaled(c, width));
+    }
+
+    /// Checks every field, naming the first bad one (`auto` dimensions are checked once
+    /// resolved).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        check_in_channels(self.in_channels)?;
+        check_nonzero("model.channels[0]", self.channels[0])?;
+        check_nonzero("model.channels[1]", self.channels[1])?;
+        check_classes(self.num_classes)?;
+        if let Some(s) = self.input_size.value()
+            && (s < 4 || !s.is_multiple_of(4))
+        {
+            return Err(ConfigError::invalid(
+                "model.input_size",
+                s,
+                "must be a positive multiple of 4 (two 2×2 pools)",
+            ));
+        }
         self.neuron.validate()
     }
 
-    /// Builds the network.
+    /// Builds the network (validated first; every dimension must be resolved).
     pub fn init(&self, device: &Device) -> Result<SmallCnn, ConfigError> {
-        check_nonzero("model.in_channels", self.in_channels)?;
-        check_nonzero("model.channels[0]", self.channels[0])?;
-        check_nonzero("model.channels[1]", self.channels[1])?;
-        if self.num_classes < 2 {
-            return Err(ConfigError::invalid(
-                "model.num_classes",
-                self.num_classes,
-                "must be at least 2",
-            ));
-        }
-        if self.input_size < 4 || !self.input_size.is_multiple_of(4) {
-            return Err(ConfigError::invalid(
-                "model.input_size",
-                self.input_size,
-                "must be a positive multiple of 4",
-            ));
-        }
+        self.validate()?;
+        let [in_channels, input_size, num_classes] =
+            resolved(self.in_channels, self.input_size, self.num_classes)?;
         let [c1, c2] = self.channels;
-        let side = self.input_size / 4;
+        let side = input_size / 4;
         Ok(SmallCnn {
-            block1: ConvBnSpike::new(self.in_channels, c1, 3, 1, self.norm, &self.neuron, device)?,
+            block1: ConvBnSpike::new(in_channels, c1, 3, 1, self.norm, &self.neuron, device)?,
             pool1: Pool::new(PoolKind::Avg, 2, 2, 0),
             block2: ConvBnSpike::new(c1, c2, 3, 1, self.norm, &self.neuron, device)?,
             pool2: Pool::new(PoolKind::Avg, 2, 2, 0),
-            classifier: LinearConfig::new(c2 * side * side, self.num_classes).init(device),
+            classifier: LinearConfig::new(c2 * side * side, num_classes).init(device),
         })
     }
 }
@@ -138,7 +145,7 @@ mod tests {
     #[test]
     fn bad_input_size_is_a_config_error() {
         let err = SmallCnnConfig {
-            input_size: 10,
+            input_size: 10.into(),
             ..Default::default()
         }
         .init(&Device::flex())

@@ -14,8 +14,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Network, check_classes, check_width, scaled};
-use crate::error::{ConfigError, check_nonzero};
+use super::{Dim, Network, check_classes, check_in_channels, check_width, resolved, scaled};
+use crate::error::ConfigError;
 use crate::monitor::linear;
 use crate::layer::{ConvBnSpike, Norm, Pool, PoolKind};
 use crate::neuron::NeuronConfig;
@@ -27,14 +27,17 @@ const VGG_STAGES: [[usize; 2]; 4] = [[64, 128], [256, 256], [512, 512], [512, 51
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VggSnnConfig {
-    /// Input channels (2 for DVS polarity frames).
-    pub in_channels: usize,
-    /// Input height = width, a positive multiple of 16 (48 for DVS-CIFAR10).
-    pub input_size: usize,
+    /// Input channels (2 for DVS polarity frames; `auto`: from the data).
+    #[serde(default)]
+    pub in_channels: Dim,
+    /// Input height = width, a positive multiple of 16 (48 for DVS-CIFAR10; `auto`: from the data).
+    #[serde(default)]
+    pub input_size: Dim,
     /// Channel multiplier: every channel count `c` becomes `max(1, round(c·width))`.
     pub width: f64,
-    /// Output classes.
-    pub num_classes: usize,
+    /// Output classes (`auto`: from the data).
+    #[serde(default)]
+    pub num_classes: Dim,
     /// Normalisation after each conv.
     pub norm: Norm,
     /// Pooling between stages (average in TET/TKS).
@@ -46,10 +49,10 @@ pub struct VggSnnConfig {
 impl Default for VggSnnConfig {
     fn default() -> Self {
         Self {
-            in_channels: 2,
-            input_size: 48,
+            in_channels: Dim::Fixed(2),
+            input_size: Dim::Fixed(48),
             width: 1.0,
-            num_classes: 10,
+            num_classes: Dim::Fixed(10),
             norm: Norm::Bn,
             pool: PoolKind::Avg,
             neuron: NeuronConfig::default(),
@@ -60,15 +63,22 @@ impl Default for VggSnnConfig {
 square_input_architecture!(VggSnnConfig => VggSnn);
 
 impl VggSnnConfig {
+    /// Sets the channel multiplier.
+    pub fn set_width(&mut self, width: f64) {
+        self.width = width;
+    }
+
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_nonzero("model.in_channels", self.in_channels)?;
+        check_in_channels(self.in_channels)?;
         check_width(self.width)?;
         check_classes(self.num_classes)?;
-        if self.input_size < 16 || !self.input_size.is_multiple_of(16) {
+        if let Some(s) = self.input_size.value()
+            && (s < 16 || !s.is_multiple_of(16))
+        {
             return Err(ConfigError::invalid(
                 "model.input_size",
-                self.input_size,
+                s,
                 "must be a positive multiple of 16 (four 2×2 pools)",
             ));
         }
@@ -78,8 +88,10 @@ impl VggSnnConfig {
     /// Builds the network (validated first).
     pub fn init(&self, device: &Device) -> Result<VggSnn, ConfigError> {
         self.validate()?;
+        let [in_channels, input_size, num_classes] =
+            resolved(self.in_channels, self.input_size, self.num_classes)?;
         let mut stages = Vec::with_capacity(VGG_STAGES.len());
-        let mut c_in = self.in_channels;
+        let mut c_in = in_channels;
         for [a, b] in VGG_STAGES {
             let (a, b) = (scaled(a, self.width), scaled(b, self.width));
             stages.push(VggStage {
@@ -89,10 +101,10 @@ impl VggSnnConfig {
             });
             c_in = b;
         }
-        let side = self.input_size / 16;
+        let side = input_size / 16;
         Ok(VggSnn {
             stages,
-            classifier: LinearConfig::new(c_in * side * side, self.num_classes).init(device),
+            classifier: LinearConfig::new(c_in * side * side, num_classes).init(device),
         })
     }
 }
@@ -179,7 +191,7 @@ mod tests {
         let device = Device::flex();
         let m = VggSnnConfig {
             width: 0.125,
-            input_size: 16,
+            input_size: 16.into(),
             ..Default::default()
         }
         .init(&device)
@@ -198,7 +210,7 @@ mod tests {
     fn bad_configs_name_the_field() {
         let device = Device::flex();
         let err = VggSnnConfig {
-            input_size: 40,
+            input_size: 40.into(),
             ..Default::default()
         }
         .init(&device)
@@ -215,7 +227,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "model.width");
         let err = VggSnnConfig {
-            num_classes: 1,
+            num_classes: 1.into(),
             ..Default::default()
         }
         .init(&device)

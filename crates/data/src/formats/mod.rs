@@ -15,6 +15,8 @@
 //! * [`cifar`] — CIFAR-10 / CIFAR-100 binary batches.
 //! * [`mat`] — MATLAB level-5 MAT-files (numeric, char, cell, struct arrays; ST-MNIST
 //!   `spiketrain`, Stanford Dogs / Cars split lists).
+//! * [`recording`] — any event recording above, its format sniffed from its first bytes or
+//!   its extension (the `events:` source, `tks data`).
 
 pub mod aedat2;
 pub mod aedat3;
@@ -25,6 +27,7 @@ pub mod mat;
 pub mod nmnist;
 pub mod npy;
 pub mod prophesee_dat;
+pub mod recording;
 
 use std::path::Path;
 

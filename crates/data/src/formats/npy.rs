@@ -14,8 +14,8 @@
 //! ON); `t` (µs) must be finite and ≥ 0, floats are truncated. The sensor size is the largest
 //! coordinate + 1.
 //!
-//! `.npz` archives (zip, members stored or deflated) are read by [`parse_npz_events`] with a small
-//! built-in zip reader ([`zip_members`]).
+//! `.npz` archives (zip, members stored or deflated) are read by [`parse_npz_events`] through the
+//! `zip` crate ([`zip_members`]).
 
 use std::io::Read;
 use std::path::Path;
@@ -475,122 +475,53 @@ pub fn npy_from_path(path: &Path) -> Result<Events, DataError> {
 pub const MAX_NPZ_MEMBER: u64 = 1 << 30;
 
 /// The members of a zip archive (`.npz`): `(name, decompressed bytes)`, in central-directory
-/// order. Reads the end-of-central-directory record, the central directory and each local
-/// header; members must be stored (method 0) or deflated (8), and their CRC-32 and sizes must
-/// match. Zip64 archives and encrypted members are not supported.
+/// order, read with the `zip` crate. Members must be stored or deflated (what `np.savez` and
+/// `np.savez_compressed` write); each is read up to [`MAX_NPZ_MEMBER`] bytes and must hold its
+/// declared size, with the CRC-32 the crate checks. Encrypted members are refused.
 pub fn zip_members(bytes: &[u8], name: &str) -> Result<Vec<(String, Vec<u8>)>, DataError> {
-    const EOCD: u32 = 0x0605_4b50;
-    // the EOCD record is 22 bytes plus a comment of at most 65535 bytes
-    let lo = bytes.len().saturating_sub(22 + 0xffff);
-    let eocd = (lo..bytes.len().saturating_sub(21))
-        .rev()
-        .find(|&i| le_u32(bytes, i) == Some(EOCD))
-        .ok_or_else(|| {
-            malformed(
-                name,
-                format!("byte {}", bytes.len()),
-                "no zip end-of-central-directory record",
-            )
-        })?;
-    let at_eocd = |what: String| malformed(name, format!("byte {eocd} (end of directory)"), what);
-    let count = le_u16(bytes, eocd + 10).unwrap_or(0) as usize;
-    let cd_size = le_u32(bytes, eocd + 12).unwrap_or(0) as usize;
-    let cd_off = le_u32(bytes, eocd + 16).unwrap_or(0) as usize;
-    if count == 0xffff || cd_off == 0xffff_ffff {
-        return Err(at_eocd("zip64 archives are not supported".into()));
-    }
-    if cd_off.checked_add(cd_size).is_none_or(|e| e > eocd) {
-        return Err(at_eocd(format!(
-            "central directory ({cd_size} bytes at {cd_off}) runs past the end record"
-        )));
-    }
-    // each central entry takes at least 46 bytes
-    if count.saturating_mul(46) > cd_size {
-        return Err(at_eocd(format!(
-            "{count} entries cannot fit a {cd_size}-byte central directory"
-        )));
-    }
-    let mut out = Vec::with_capacity(count);
-    let mut pos = cd_off;
-    for k in 0..count {
-        let at = |what: String| malformed(name, format!("zip entry {k} (byte {pos})"), what);
-        if le_u32(bytes, pos) != Some(0x0201_4b50) || pos + 46 > eocd {
-            return Err(at("central directory entry signature missing".into()));
-        }
-        let flags = le_u16(bytes, pos + 8).unwrap_or(0);
-        let method = le_u16(bytes, pos + 10).unwrap_or(0);
-        let crc = le_u32(bytes, pos + 16).unwrap_or(0);
-        let csize = le_u32(bytes, pos + 20).unwrap_or(0) as usize;
-        let usize_ = le_u32(bytes, pos + 24).unwrap_or(0) as u64;
-        let nlen = le_u16(bytes, pos + 28).unwrap_or(0) as usize;
-        let xlen = le_u16(bytes, pos + 30).unwrap_or(0) as usize;
-        let clen = le_u16(bytes, pos + 32).unwrap_or(0) as usize;
-        let loff = le_u32(bytes, pos + 42).unwrap_or(0) as usize;
-        let mname = bytes
-            .get(pos + 46..pos + 46 + nlen)
-            .filter(|_| pos + 46 + nlen <= eocd)
-            .ok_or_else(|| at("entry name runs past the directory".into()))?;
-        let mname = String::from_utf8_lossy(mname).into_owned();
-        let at = |what: String| {
-            malformed(
-                name,
-                format!("zip member `{mname}` (entry at byte {pos})"),
-                what,
-            )
-        };
-        if flags & 1 != 0 {
-            return Err(at("encrypted members are not supported".into()));
-        }
-        if csize == 0xffff_ffff || usize_ == 0xffff_ffff || loff == 0xffff_ffff {
-            return Err(at("zip64 members are not supported".into()));
-        }
-        if usize_ > MAX_NPZ_MEMBER {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+        malformed(
+            name,
+            "zip archive",
+            format!("not a readable zip archive: {e}"),
+        )
+    })?;
+    let mut out = Vec::with_capacity(archive.len().min(64));
+    for k in 0..archive.len() {
+        let mut member = archive
+            .by_index(k)
+            .map_err(|e| malformed(name, format!("zip entry {k}"), e.to_string()))?;
+        let mname = member
+            .name()
+            .map_err(|e| malformed(name, format!("zip entry {k}"), format!("its name: {e}")))?
+            .into_owned();
+        let at = |what: String| malformed(name, format!("zip member `{mname}` (entry {k})"), what);
+        let declared = member.size();
+        if declared > MAX_NPZ_MEMBER {
             return Err(at(format!(
-                "declared size {usize_} exceeds {MAX_NPZ_MEMBER} bytes"
+                "declared size {declared} exceeds {MAX_NPZ_MEMBER} bytes"
             )));
         }
-        if le_u32(bytes, loff) != Some(0x0403_4b50) {
-            return Err(at(format!("no local file header at byte {loff}")));
-        }
-        let lname = le_u16(bytes, loff + 26).unwrap_or(0) as usize;
-        let lextra = le_u16(bytes, loff + 28).unwrap_or(0) as usize;
-        let dstart = loff + 30 + lname + lextra;
-        let data = dstart
-            .checked_add(csize)
-            .and_then(|e| bytes.get(dstart..e))
-            .ok_or_else(|| {
-                at(format!(
-                    "{csize} compressed bytes at byte {dstart} run past the end"
-                ))
+        let mut content = Vec::new();
+        (&mut member)
+            .take(declared + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| {
+                let e = e.to_string();
+                if e.contains("checksum") {
+                    at(format!("CRC-32 does not match the directory's ({e})"))
+                } else {
+                    at(format!("cannot decompress: {e}"))
+                }
             })?;
-        let content = match method {
-            0 => data.to_vec(),
-            8 => {
-                let mut v = Vec::new();
-                flate2::read::DeflateDecoder::new(data)
-                    .take(usize_ + 1)
-                    .read_to_end(&mut v)
-                    .map_err(|e| at(format!("deflate stream: {e}")))?;
-                v
-            }
-            m => return Err(at(format!("compression method {m} not supported (0, 8)"))),
-        };
-        if content.len() as u64 != usize_ {
+        if content.len() as u64 != declared {
             return Err(at(format!(
-                "holds {} bytes, the directory says {usize_}",
+                "holds {} bytes, the directory says {declared}",
                 content.len()
             )));
         }
-        let mut c = flate2::Crc::new();
-        c.update(&content);
-        if c.sum() != crc {
-            return Err(at(format!(
-                "CRC-32 {:08x}, the directory says {crc:08x}",
-                c.sum()
-            )));
-        }
+        drop(member);
         out.push((mname, content));
-        pos += 46 + nlen + xlen + clen;
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use super::DataConfig;
 use crate::cache::FrameCache;
 use crate::error::{ConfigError, DataError};
 use crate::events::{Events, Resize, SplitBy, to_frames};
-use crate::formats::{aedat2, aedat3, nmnist, path_name, read_file};
+use crate::formats::{aedat2, aedat3, nmnist, path_name, prophesee_dat, read_file, recording};
 use crate::stream::{Decoder, LazyItem, LazySamples};
 use crate::{Dataset, SampleKind};
 
@@ -25,6 +25,20 @@ pub enum EventFormat {
     Cifar10Dvs,
     /// DVS128 Gesture AEDAT 3.1, 128 × 128.
     DvsGesture,
+    /// N-CARS Prophesee DAT, 120 × 100 (tonic's sensor size; events beyond are skipped).
+    NCars,
+    /// ST-MNIST MAT-files (`spiketrain`), 10 × 10 taxels.
+    StMnist,
+    /// Any recording format, sniffed per file ([`crate::formats::recording`]), on a
+    /// `width` × `height` sensor (events beyond are skipped), `classes` classes: `events:`.
+    Any {
+        /// Sensor width.
+        width: u16,
+        /// Sensor height.
+        height: u16,
+        /// Number of classes.
+        classes: u32,
+    },
 }
 
 impl EventFormat {
@@ -34,6 +48,9 @@ impl EventFormat {
             EventFormat::Nmnist => (34, 34),
             EventFormat::NCaltech101 => (240, 180),
             EventFormat::Cifar10Dvs | EventFormat::DvsGesture => (128, 128),
+            EventFormat::NCars => (120, 100),
+            EventFormat::StMnist => (10, 10),
+            EventFormat::Any { width, height, .. } => (width, height),
         }
     }
 
@@ -41,6 +58,9 @@ impl EventFormat {
         match self {
             EventFormat::Nmnist | EventFormat::NCaltech101 => &["bin", "bs2"],
             EventFormat::Cifar10Dvs | EventFormat::DvsGesture => &["aedat"],
+            EventFormat::NCars => &["dat"],
+            EventFormat::StMnist => &["mat"],
+            EventFormat::Any { .. } => crate::formats::recording::RecordingKind::EXTENSIONS,
         }
     }
 
@@ -49,6 +69,9 @@ impl EventFormat {
             EventFormat::Nmnist | EventFormat::Cifar10Dvs => 10,
             EventFormat::NCaltech101 => 101,
             EventFormat::DvsGesture => 11,
+            EventFormat::NCars => 2,
+            EventFormat::StMnist => 10,
+            EventFormat::Any { classes, .. } => classes as usize,
         }
     }
 
@@ -75,6 +98,16 @@ impl EventFormat {
                 Ok(aedat2::parse_aedat2(&bytes, &name)?.events(aedat2::Layout::Cifar10Dvs))
             }
             EventFormat::DvsGesture => Ok(aedat3::parse_aedat3(&bytes, &name, w, h)?.events),
+            EventFormat::NCars => {
+                let mut e = prophesee_dat::parse_dat(&bytes, &name)?.events;
+                (e.width, e.height) = (w, h);
+                Ok(e)
+            }
+            EventFormat::StMnist | EventFormat::Any { .. } => {
+                let mut e = recording::parse_recording(&bytes, &name)?.events;
+                (e.width, e.height) = (w, h);
+                Ok(e)
+            }
         }
     }
 }
@@ -152,12 +185,35 @@ pub fn integrate_samples(
                     Some(s) => &aedat3::segment(all, s),
                     None => all,
                 };
+                if ev.is_empty() {
+                    return Err(empty_recording(path, seg.as_ref()));
+                }
                 Ok(to_frames(ev, integ.split_by, integ.timesteps, integ.resize))
             },
         )?;
         out.push(frames);
     }
     Ok(out)
+}
+
+/// A recording (or a labelled segment of one) without events: an error naming it, never a
+/// blank sample trained on silently.
+fn empty_recording(path: &Path, seg: Option<&aedat3::Segment>) -> DataError {
+    let (location, what) = match seg {
+        Some(s) => (
+            format!("segment {}..{} µs", s.start, s.end),
+            "the labelled segment holds no events",
+        ),
+        None => (
+            "whole file".to_string(),
+            "empty recording: no events (remove the file or restore it from the original data)",
+        ),
+    };
+    DataError::Malformed {
+        path: path.to_path_buf(),
+        location,
+        what: what.into(),
+    }
 }
 
 /// Integrates every sample of `files` (in parallel, through the cache) into a dataset.

@@ -13,6 +13,9 @@
 //! | `cifar10dvs:` | `<class>/*.aedat` (AEDAT 2.0) | seeded per-class 9:1 |
 //! | `ncaltech101:` | `<class>/*.bin` (40-bit ATIS, shifted to the origin as tonic does, 240×180; events beyond are skipped) | seeded per-class 9:1 |
 //! | `dvsgesture:` | `*.aedat` (AEDAT 3.1) + `*_labels.csv`, `trials_to_train.txt` / `trials_to_test.txt` | official (users 1–23 train without the lists) |
+//! | `ncars:` | `train/{background,cars}/*.dat` + `test/…` (or `n-cars_train/`, `n-cars_test/`; Prophesee DAT, 120×100) | official |
+//! | `stmnist:` | `<digit>/*.mat` (or `data_submission/<digit>/`; `spiketrain` arrays, 10×10 taxels), or `train/` + `test/` | seeded per-class 9:1 / official |
+//! | `events:` | `<class>/<recording>` or `train/<class>/…` + `test/<class>/…`, recordings in any supported format (AEDAT 2/3/4, Prophesee DAT, 40-bit `.bin`, `.npy`/`.npz`, ST-MNIST MAT; sniffed per file), sensor from the headers or the largest coordinates | seeded per-class 9:1 / official |
 //!
 //! Event sources give `[T, 2, H, W]` frames (T = `train.timesteps`), integrated by
 //! [`to_frames`](crate::events::to_frames) with `split_by`, optionally resized (`resize = 48` for TET's CIFAR10-DVS),
@@ -28,26 +31,31 @@
 //! Layout: this file holds the `[data]` table, [`load`] and the shape checks; [`registry`] the
 //! table of sources (name → loader, with what each gives); one file per family holds its
 //! loader — `mnist` (IDX), `cifar`, `folder` and `fine_grained` (image folders), `nmnist`,
-//! `dvs_folders` (CIFAR10-DVS, N-Caltech101), `gesture` (DVS128 Gesture), `embedded` — on the
+//! `dvs_folders` (CIFAR10-DVS, N-Caltech101), `gesture` (DVS128 Gesture), `ncars`, `stmnist`,
+//! `events_dir` (the generic `events:`), `embedded` — on the
 //! shared `event_sets` pipeline and `files` helpers. To add a source, see [`registry`].
 
 mod cifar;
 mod dvs_folders;
 mod embedded;
 mod event_sets;
+mod events_dir;
 mod files;
 mod fine_grained;
 mod folder;
 mod gesture;
 mod mnist;
+mod ncars;
 mod nmnist;
 pub mod registry;
+mod stmnist;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use event_sets::{EventFile, EventFormat, Integration, event_dataset, integrate_samples};
+pub use events_dir::folder_sensor;
 pub use folder::decode_image;
 pub use registry::{Loader, REGISTRY, SOURCE_NAMES, Source, SourceEntry};
 
@@ -338,7 +346,7 @@ impl DataConfig {
     pub fn frame_shape(&self) -> Option<[usize; 3]> {
         let resize = self.frame_resize().ok()?;
         let source = Source::parse(&self.source).ok()?;
-        Some((source.entry().frame_shape)(self, resize))
+        (source.entry().frame_shape)(self, resize)
     }
 }
 

@@ -58,7 +58,7 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
 }
 
 /// Class folders named by their digit (`0`..`9`), as in the N-MNIST archive.
-fn digit_folders(dir: &Path, f: EventFormat) -> Result<Vec<(PathBuf, u32)>, DataError> {
+pub(super) fn digit_folders(dir: &Path, f: EventFormat) -> Result<Vec<(PathBuf, u32)>, DataError> {
     let (names, items) = class_files(dir, f.extensions())?;
     let mut digits = Vec::with_capacity(names.len());
     for n in &names {

@@ -11,7 +11,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::event_sets::EventFormat;
-use super::{DataConfig, cifar, dvs_folders, embedded, folder, gesture, mnist, nmnist};
+use super::{
+    DataConfig, cifar, dvs_folders, embedded, events_dir, folder, gesture, mnist, ncars, nmnist,
+    stmnist,
+};
 use crate::Split;
 use crate::error::{ConfigError, DataError};
 use crate::events::Resize;
@@ -38,8 +41,8 @@ pub struct SourceEntry {
     /// Whether samples are event frames `[T, 2, H, W]` (else static images).
     pub events: bool,
     /// The frame shape `[C, H, W]` it gives under this configuration and event resize, known
-    /// before anything is read.
-    pub frame_shape: fn(&DataConfig, Resize) -> [usize; 3],
+    /// before anything is read (`None`: known only from the files, as for `events:`).
+    pub frame_shape: fn(&DataConfig, Resize) -> Option<[usize; 3]>,
     /// `normalize = true`: training-set channel statistics (as commonly used); `None` = none.
     pub normalization: Option<Normalization>,
     /// Reads the train and test sets.
@@ -59,50 +62,50 @@ pub const REGISTRY: &[SourceEntry] = &[
     SourceEntry {
         name: "digits", aliases: &[], needs_path: false,
         description: "embedded UCI 8×8 digits",
-        events: false, frame_shape: |_, _| [1, 8, 8], normalization: None,
+        events: false, frame_shape: |_, _| Some([1, 8, 8]), normalization: None,
         load: embedded::load_digits,
     },
     SourceEntry {
         name: "dvsdigits", aliases: &[], needs_path: false,
         description: "embedded: the digits moving on a simulated 16×16 DVS",
-        events: true, frame_shape: |_, _| [2, 16, 16], normalization: None,
+        events: true, frame_shape: |_, _| Some([2, 16, 16]), normalization: None,
         load: embedded::load_dvs_digits,
     },
     SourceEntry {
         name: "mnist", aliases: &[], needs_path: true,
         description: "the 4 IDX files (`train-images-idx3-ubyte[.gz]`, …)",
-        events: false, frame_shape: |_, _| [1, 28, 28], normalization: Some(MNIST_NORM),
+        events: false, frame_shape: |_, _| Some([1, 28, 28]), normalization: Some(MNIST_NORM),
         load: |dir, _, _| mnist::load(dir, "mnist"),
     },
     SourceEntry {
         name: "fashion", aliases: &["fashion-mnist", "fashion_mnist"], needs_path: true,
         description: "the 4 IDX files of Fashion-MNIST",
-        events: false, frame_shape: |_, _| [1, 28, 28], normalization: Some(FASHION_NORM),
+        events: false, frame_shape: |_, _| Some([1, 28, 28]), normalization: Some(FASHION_NORM),
         load: |dir, _, _| mnist::load(dir, "fashion"),
     },
     SourceEntry {
         name: "kmnist", aliases: &[], needs_path: true,
         description: "the 4 IDX files of KMNIST",
-        events: false, frame_shape: |_, _| [1, 28, 28], normalization: Some(KMNIST_NORM),
+        events: false, frame_shape: |_, _| Some([1, 28, 28]), normalization: Some(KMNIST_NORM),
         load: |dir, _, _| mnist::load(dir, "kmnist"),
     },
     SourceEntry {
         name: "cifar10", aliases: &[], needs_path: true,
         description: "`data_batch_{1..5}.bin`, `test_batch.bin` (or their `cifar-10-batches-bin/`)",
-        events: false, frame_shape: |_, _| [3, 32, 32], normalization: Some(CIFAR10_NORM),
+        events: false, frame_shape: |_, _| Some([3, 32, 32]), normalization: Some(CIFAR10_NORM),
         load: |dir, _, _| cifar::load(dir, CifarKind::Cifar10),
     },
     SourceEntry {
         name: "cifar100", aliases: &[], needs_path: true,
         description: "`train.bin`, `test.bin` (or `cifar-100-binary/`), fine labels",
-        events: false, frame_shape: |_, _| [3, 32, 32], normalization: Some(CIFAR100_NORM),
+        events: false, frame_shape: |_, _| Some([3, 32, 32]), normalization: Some(CIFAR100_NORM),
         load: |dir, _, _| cifar::load(dir, CifarKind::Cifar100),
     },
     SourceEntry {
         name: "folder", aliases: &["imagefolder"], needs_path: true,
         description: "`train/<class>/*` + `val/` or `test/`; CUB-200-2011, Stanford Dogs or \
                       Stanford Cars lists; or `<class>/*`",
-        events: false, frame_shape: |c, _| [3, c.image_size, c.image_size],
+        events: false, frame_shape: |c, _| Some([3, c.image_size, c.image_size]),
         normalization: Some(IMAGENET_NORM),
         load: |dir, c, _| folder::load(dir, c),
     },
@@ -110,20 +113,20 @@ pub const REGISTRY: &[SourceEntry] = &[
         name: "nmnist", aliases: &[], needs_path: true,
         description: "`train1K.txt` + `test100.txt` + `<id>.bs2`, or `Train/<digit>/*.bin` + \
                       `Test/…`",
-        events: true, frame_shape: |_, r| EventFormat::Nmnist.frame_shape(r), normalization: None,
+        events: true, frame_shape: |_, r| Some(EventFormat::Nmnist.frame_shape(r)), normalization: None,
         load: nmnist::load,
     },
     SourceEntry {
         name: "cifar10dvs", aliases: &["cifar10-dvs"], needs_path: true,
         description: "`<class>/*.aedat` (AEDAT 2.0)",
-        events: true, frame_shape: |_, r| EventFormat::Cifar10Dvs.frame_shape(r),
+        events: true, frame_shape: |_, r| Some(EventFormat::Cifar10Dvs.frame_shape(r)),
         normalization: None,
         load: |dir, c, t| dvs_folders::load(dir, c, t, EventFormat::Cifar10Dvs),
     },
     SourceEntry {
         name: "ncaltech101", aliases: &["n-caltech101"], needs_path: true,
         description: "`<class>/*.bin` (40-bit ATIS, 240×180)",
-        events: true, frame_shape: |_, r| EventFormat::NCaltech101.frame_shape(r),
+        events: true, frame_shape: |_, r| Some(EventFormat::NCaltech101.frame_shape(r)),
         normalization: None,
         load: |dir, c, t| dvs_folders::load(dir, c, t, EventFormat::NCaltech101),
     },
@@ -131,9 +134,37 @@ pub const REGISTRY: &[SourceEntry] = &[
         name: "dvsgesture", aliases: &["dvs128gesture", "gesture"], needs_path: true,
         description: "`*.aedat` (AEDAT 3.1) + `*_labels.csv`, `trials_to_train.txt` / \
                       `trials_to_test.txt`",
-        events: true, frame_shape: |_, r| EventFormat::DvsGesture.frame_shape(r),
+        events: true, frame_shape: |_, r| Some(EventFormat::DvsGesture.frame_shape(r)),
         normalization: None,
         load: gesture::load,
+    },
+    SourceEntry {
+        name: "ncars", aliases: &["n-cars"], needs_path: true,
+        description: "`train/{cars,background}/*.dat` + `test/…` (Prophesee DAT, 120×100)",
+        events: true, frame_shape: |_, r| Some(EventFormat::NCars.frame_shape(r)),
+        normalization: None,
+        load: ncars::load,
+    },
+    SourceEntry {
+        name: "stmnist", aliases: &["st-mnist"], needs_path: true,
+        description: "`<digit>/*.mat` (or under `data_submission/`; ST-MNIST `spiketrain`, 10×10)",
+        events: true, frame_shape: |_, r| Some(EventFormat::StMnist.frame_shape(r)),
+        normalization: None,
+        load: stmnist::load,
+    },
+    SourceEntry {
+        name: "events", aliases: &[], needs_path: true,
+        description: "`<class>/<recording>` or `train/<class>/…` + `test/…`, any supported event \
+                      format (sniffed per file), sensor from the headers or the data",
+        events: true,
+        frame_shape: |_, r| match r {
+            Resize::None => None,
+            Resize::Area { height, width } | Resize::Nearest { height, width } => {
+                Some([2, height, width])
+            }
+        },
+        normalization: None,
+        load: events_dir::load,
     },
 ];
 

@@ -167,10 +167,10 @@ pub fn import(
     vgg.extend(["flatten", "dense"]);
     let config = if signature == small {
         ModelConfig::SmallCnn(SmallCnnConfig {
-            in_channels: c,
-            input_size: h,
+            in_channels: c.into(),
+            input_size: h.into(),
             channels: [convs[0].1.shape[0], convs[1].1.shape[0]],
-            num_classes: classes,
+            num_classes: classes.into(),
             norm: Norm::None,
             neuron,
         })
@@ -196,10 +196,10 @@ pub fn import(
             ))
         })?;
         ModelConfig::VggSnn(VggSnnConfig {
-            in_channels: c,
-            input_size: h,
+            in_channels: c.into(),
+            input_size: h.into(),
             width,
-            num_classes: classes,
+            num_classes: classes.into(),
             norm: Norm::None,
             pool: PoolKind::Avg,
             neuron,

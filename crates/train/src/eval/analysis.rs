@@ -326,8 +326,8 @@ mod tests {
         for (cfg, dim) in [
             (
                 ModelConfig::ResNet19(ResNet19Config {
-                    in_channels: 1,
-                    input_size: 8,
+                    in_channels: 1.into(),
+                    input_size: 8.into(),
                     width: 0.125,
                     ..Default::default()
                 }),
@@ -336,11 +336,11 @@ mod tests {
             (
                 ModelConfig::SewResNet(SewResNetConfig {
                     depth: 18,
-                    in_channels: 1,
-                    input_size: 8,
+                    in_channels: 1.into(),
+                    input_size: 8.into(),
                     width: 0.125,
                     cifar_stem: true,
-                    num_classes: 10,
+                    num_classes: 10.into(),
                     ..Default::default()
                 }),
                 64,

@@ -101,7 +101,8 @@ mod tests {
         // All weights zero ⇒ every logit is 0 ⇒ argmax = class 0 at every t; accuracy equals
         // the share of label-0 samples (3 of 4), whatever T.
         let device = Device::flex();
-        let cfg = RunConfig::default();
+        let mut cfg = RunConfig::default();
+        cfg.model.resolve([1, 8, 8], 10, "digits").unwrap();
         let model = cfg.model.init(&device).unwrap().map(&mut Zero);
         let data = Dataset::new(
             "hand",

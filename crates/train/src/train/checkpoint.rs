@@ -561,7 +561,10 @@ pub fn train_in_dir(
         }
 
         (None, Some(o)) => {
-            let text = toml::to_string(config)
+            // the model as it will be built: `auto` dimensions recorded as numbers
+            let mut config = config.clone();
+            config.model = crate::fit::resolved_for(&config.model, &data.train)?.into_owned();
+            let text = toml::to_string(&config)
                 .map_err(|e| invalid(&o.join(run_files::CONFIG), e.to_string()))?;
             (Some(RunDir::create(o, &text)?), None)
         }
@@ -663,7 +666,8 @@ mod tests {
     fn round_trip_and_errors_name_the_file() {
         let device = Device::flex();
         device.seed(1);
-        let cfg = RunConfig::default();
+        let mut cfg = RunConfig::default();
+        cfg.model.resolve([1, 8, 8], 10, "digits").unwrap();
         let model = cfg.model.init(&device).unwrap();
         let dir = tmpdir("rt");
         let path = dir.join("last.safetensors");
@@ -713,6 +717,7 @@ mod tests {
         assert!(e.contains("nope.safetensors"), "{e}");
         // A model of another shape.
         let mut small = RunConfig::default();
+        small.model.resolve([1, 8, 8], 10, "digits").unwrap();
         if let tks_core::model::ModelConfig::SmallCnn(c) = &mut small.model {
             c.channels = [4, 8];
         }

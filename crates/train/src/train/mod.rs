@@ -11,7 +11,9 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ConfigError, TrainError, check_nonzero, check_positive, check_range};
+use crate::error::{
+    ConfigError, TrainError, check_nonzero, check_positive, check_range, check_range_above,
+};
 use crate::eval::{AccuracyCounter, EvalReport, evaluate, values};
 use crate::objective::aux::stage_shape;
 use crate::objective::{AuxModule, AuxShape, LossExtras, Objective, Progress, Teacher};
@@ -67,7 +69,7 @@ impl TrainConfig {
         check_nonzero("train.batch_size", self.batch_size)?;
         check_nonzero("train.timesteps", self.timesteps)?;
         check_nonzero("train.eval_batch_size", self.eval_batch_size)?;
-        check_range("train.lr", self.lr, f64::MIN_POSITIVE, 1.0)?;
+        check_range_above("train.lr", self.lr, 0.0, 1.0)?;
         check_range("train.min_lr", self.min_lr, 0.0, self.lr)?;
         check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)?;
         Ok(())
@@ -261,6 +263,7 @@ pub fn train_resumable(
     mut run: RunHooks<'_>,
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
+    let model_config = &*crate::fit::resolved_for(model_config, &data.train)?;
     check_data(model_config, &data.train)?;
     check_data(model_config, &data.test)?;
     if let Some(v) = &data.val {

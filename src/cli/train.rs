@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::config::RunConfig;
 use crate::data::source;
-use crate::device::default_device;
+use crate::device::DeviceArgs;
 use crate::eval::EvalReport;
 use crate::objective::ObjectiveConfig;
 use crate::surrogate::Surrogate;
@@ -111,15 +111,32 @@ pub struct TrainArgs {
     /// `--data`, `--objective` and its parameters, `--ann`, `--epochs`, `-T`, `--batch-size`,
     /// `--lr`, `--weight-decay`, `--seed`, `--threshold`, `--surrogate`) are an error with it
     /// — to train longer, start a new run with `--out`. `--save`, `--metrics`,
-    /// `--print-config` and `--cuda` may be combined with it.
+    /// `--print-config`, `--device` and the `--distributed` flags may be combined with it (a
+    /// data-parallel run resumes with any number of ranks: the global batch is the run's).
     #[arg(long, conflicts_with_all = RUN_CHANGING_FLAGS)]
     resume: Option<PathBuf>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    cuda: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Data-parallel training over ranks started by `mpirun -np N` (or `srun`): `mpi` (build
+    /// with `--features mpi`). `--batch-size` is the global batch, split over the ranks.
+    #[arg(long, value_name = "ENGINE")]
+    distributed: Option<String>,
+    /// With `--distributed`: BatchNorm statistics over every rank's samples (`true`, default: N
+    /// ranks × B/N compute what one process × B does) or each rank's own (`false`, PyTorch DDP's
+    /// default).
+    #[arg(long, value_name = "BOOL", requires = "distributed")]
+    sync_bn: Option<bool>,
+    /// With `--distributed`: compare parameter checksums across the ranks every K steps (and
+    /// after the first); a mismatch stops the run. 0 = never.
+    #[arg(long, value_name = "K", default_value_t = 50)]
+    check_every: usize,
+    /// With `--distributed`: seconds a collective may wait for the other ranks before this rank
+    /// stops with an error (a dead or stalled rank).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    collective_timeout: f64,
 }
 
 fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
@@ -228,7 +245,21 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         return Ok(());
     }
     super::default_cache_dir(&mut config.data);
-    let device = default_device(args.cuda)?;
+    let engine = match &args.distributed {
+        Some(name) => Some(crate::distributed::start(name, args.collective_timeout)?),
+        None => None,
+    };
+    let (rank, local_rank) = engine
+        .as_ref()
+        .map_or((0, 0), |e| (e.collective.rank(), e.local_rank));
+    let lead = rank == 0;
+    let spec = args.device.spec(config.train.device.as_deref())?;
+    let device = crate::device::device(spec, local_rank)?;
+    let shown = crate::device::kernels_for(config.kernels, &device, spec);
+    let distributed = match &engine {
+        Some(e) => Some(distributed_setup(e, &args, &config, spec, shown)?),
+        None => None,
+    };
     source::check_shape(&config.data, config.model.input_shape()).map_err(anyhow::Error::msg)?;
     let data = config.load_data()?;
     source::check_fits(
@@ -240,30 +271,35 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     .map_err(anyhow::Error::msg)?;
     let objective = config.objective()?;
     let t = &config.train;
-    println!(
-        "tks: training {:?} with objective `{}` on {} ({} train / {} validation / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
-        arch_name(&config),
-        objective.name(),
-        config.data.source,
-        data.train.len(),
-        data.val.as_ref().map_or(0, |v| v.len()),
-        data.test.len(),
-        data.train.frame_shape,
-        t.timesteps,
-        t.epochs,
-        t.batch_size,
-        t.lr,
-        t.seed
-    );
+    if lead {
+        println!(
+            "tks: training {:?} with objective `{}` on {} ({} train / {} validation / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
+            arch_name(&config),
+            objective.name(),
+            config.data.source,
+            data.train.len(),
+            data.val.as_ref().map_or(0, |v| v.len()),
+            data.test.len(),
+            data.train.frame_shape,
+            t.timesteps,
+            t.epochs,
+            t.batch_size,
+            t.lr,
+            t.seed
+        );
+    }
     let mut metrics_file = match &args.metrics {
-        Some(p) => Some(
+        Some(p) if lead => Some(
             std::fs::File::create(p)
                 .with_context(|| format!("cannot create metrics file {}", p.display()))?,
         ),
-        None => None,
+        _ => None,
     };
     let held_out = if data.val.is_some() { "val" } else { "test" };
     let mut on_epoch = |r: &crate::train::EpochRecord| {
+        if !lead {
+            return;
+        }
         println!(
             "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  {held_out} acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
             r.epoch,
@@ -281,11 +317,25 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         }
     };
     let mut bar = super::progress::EpochBar::default();
-    let mut on_step = |e: &crate::train::StepEvent| bar.step(e);
+    let fault = fault_injection(rank)?;
+    let mut on_step = |e: &crate::train::StepEvent| {
+        if fault.is_some_and(|step| e.epoch * e.steps_per_epoch + e.step == step) {
+            eprintln!(
+                "tks: rank {rank}: TKS_TEST_KILL_RANK: killing this rank at global step {}",
+                e.epoch * e.steps_per_epoch + e.step
+            );
+            // SAFETY: kill(2) on our own pid; the process ends here.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        if lead {
+            bar.step(e)
+        }
+    };
     let hooks = TrainHooks {
         kernels: config.kernels,
         on_step: Some(&mut on_step),
         on_epoch: Some(&mut on_epoch),
+        distributed,
     };
     let outcome = crate::train::checkpoint::train_in_dir(
         args.out.as_deref(),
@@ -295,7 +345,20 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         &data,
         &device,
         hooks,
-    )?;
+    );
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The other ranks may be inside a collective: shutting the engine down cleanly could
+        // wait for them forever. Exit now; the launcher then stops the job.
+        Err(e) if engine.is_some() => {
+            eprintln!("tks: error: rank {rank}: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !lead {
+        return Ok(());
+    }
     match &outcome.best {
         Some(b) => {
             println!(
@@ -327,6 +390,66 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         println!("saved the trained model to {}", path.display());
     }
     Ok(())
+}
+
+/// The data-parallel settings of `engine`'s ranks, printed once (rank 0): ranks, global and
+/// per-rank batch, the learning-rate rule, BatchNorm.
+fn distributed_setup(
+    engine: &crate::distributed::Engine,
+    args: &TrainArgs,
+    config: &RunConfig,
+    spec: crate::device::DeviceSpec,
+    kernels: crate::kernels::KernelPolicy,
+) -> anyhow::Result<crate::train::distributed::Distributed> {
+    let c = engine.collective;
+    let sync_bn = args.sync_bn.unwrap_or(true);
+    if sync_bn && !spec.is_flex() {
+        anyhow::bail!(
+            "--distributed with --device {spec}: synchronised BatchNorm runs on Flex only so far; add `--sync-bn false` (local statistics per rank)"
+        );
+    }
+    let batch = config.train.batch_size;
+    if c.rank() == 0 {
+        let per_rank = batch / c.size();
+        let uneven = if batch % c.size() == 0 {
+            String::new()
+        } else {
+            format!("–{}", per_rank + 1)
+        };
+        println!(
+            "tks: data-parallel over {} ranks ({}): global batch {batch}, per-rank batch {per_rank}{uneven}; lr {} for the global batch (not rescaled: to change the global batch by k, scale lr by k yourself — the linear scaling rule); BatchNorm statistics {}; checksums every {} steps; kernels {}",
+            c.size(),
+            engine.description,
+            config.train.lr,
+            if sync_bn {
+                "synchronised over all ranks"
+            } else {
+                "local to each rank"
+            },
+            args.check_every,
+            kernels.summary()
+        );
+    }
+    Ok(crate::train::distributed::Distributed {
+        collective: c,
+        sync_bn,
+        check_every: args.check_every,
+    })
+}
+
+/// `TKS_TEST_KILL_RANK=R:STEP`: rank R kills itself (SIGKILL) after global step STEP — for the
+/// test that a dead rank ends the job with an error.
+fn fault_injection(rank: usize) -> anyhow::Result<Option<usize>> {
+    let Ok(text) = std::env::var("TKS_TEST_KILL_RANK") else {
+        return Ok(None);
+    };
+    let parsed = text
+        .split_once(':')
+        .and_then(|(r, s)| Some((r.parse::<usize>().ok()?, s.parse::<usize>().ok()?)));
+    match parsed {
+        Some((r, step)) => Ok((r == rank).then_some(step)),
+        None => anyhow::bail!("TKS_TEST_KILL_RANK={text}: expected RANK:STEP"),
+    }
 }
 
 fn arch_name(config: &RunConfig) -> &'static str {

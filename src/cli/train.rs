@@ -319,13 +319,15 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
     let mut bar = super::progress::EpochBar::default();
     let fault = fault_injection(rank)?;
     let mut on_step = |e: &crate::train::StepEvent| {
-        if fault.is_some_and(|step| e.epoch * e.steps_per_epoch + e.step == step) {
+        let global = e.epoch * e.steps_per_epoch + e.step;
+        if let Some((step, signal)) = fault
+            && global == step
+        {
             eprintln!(
-                "tks: rank {rank}: TKS_TEST_KILL_RANK: killing this rank at global step {}",
-                e.epoch * e.steps_per_epoch + e.step
+                "tks: fault injection (TKS_TEST_KILL_RANK): signal {signal} after global step {global}"
             );
-            // SAFETY: kill(2) on our own pid; the process ends here.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), signal) };
         }
         if lead {
             bar.step(e)
@@ -437,18 +439,24 @@ fn distributed_setup(
     })
 }
 
-/// `TKS_TEST_KILL_RANK=R:STEP`: rank R kills itself (SIGKILL) after global step STEP — for the
-/// test that a dead rank ends the job with an error.
-fn fault_injection(rank: usize) -> anyhow::Result<Option<usize>> {
+/// `TKS_TEST_KILL_RANK=R:STEP[:stop]`: rank R kills itself (SIGKILL; with `:stop`, stops
+/// itself with SIGSTOP, a hung rank) after global step STEP — for the tests that a dead or
+/// stalled rank ends the job with an error.
+fn fault_injection(rank: usize) -> anyhow::Result<Option<(usize, libc::c_int)>> {
     let Ok(text) = std::env::var("TKS_TEST_KILL_RANK") else {
         return Ok(None);
     };
-    let parsed = text
-        .split_once(':')
-        .and_then(|(r, s)| Some((r.parse::<usize>().ok()?, s.parse::<usize>().ok()?)));
-    match parsed {
-        Some((r, step)) => Ok((r == rank).then_some(step)),
-        None => anyhow::bail!("TKS_TEST_KILL_RANK={text}: expected RANK:STEP"),
+    let mut parts = text.split(':');
+    let r = parts.next().and_then(|r| r.parse::<usize>().ok());
+    let step = parts.next().and_then(|s| s.parse::<usize>().ok());
+    let signal = match parts.next() {
+        None => Some(libc::SIGKILL),
+        Some("stop") => Some(libc::SIGSTOP),
+        Some(_) => None,
+    };
+    match (r, step, signal, parts.next()) {
+        (Some(r), Some(step), Some(signal), None) => Ok((r == rank).then_some((step, signal))),
+        _ => anyhow::bail!("TKS_TEST_KILL_RANK={text}: expected RANK:STEP or RANK:STEP:stop"),
     }
 }
 

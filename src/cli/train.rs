@@ -413,7 +413,7 @@ fn distributed_setup(
     let batch = config.train.batch_size;
     if c.rank() == 0 {
         let per_rank = batch / c.size();
-        let uneven = if batch % c.size() == 0 {
+        let uneven = if batch.is_multiple_of(c.size()) {
             String::new()
         } else {
             format!("–{}", per_rank + 1)

@@ -434,7 +434,7 @@ pub fn train_resumable(
             (model, aux) = (trainee.model, trainee.aux);
             if let Some(d) = dist
                 && d.check_every > 0
-                && (global_step % d.check_every == 0 || global_step == first_step)
+                && (global_step.is_multiple_of(d.check_every) || global_step == first_step)
             {
                 d.check_parameters(&model, global_step)?;
             }

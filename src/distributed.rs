@@ -124,7 +124,7 @@ mod mpi_engine {
             .lines()
             .next()
             .unwrap_or("MPI")
-            .trim()
+            .trim_matches(|c: char| c.is_whitespace() || c == '\0')
             .to_string();
         let in_flight: Arc<InFlight> = Arc::new(Mutex::new(None));
         let watched = Arc::clone(&in_flight);

@@ -15,6 +15,7 @@
 //! with burn's own average pooling and BatchNorm instead of the fused layer ops
 //! ([`crate::layer::fused_pool`], [`crate::layer::fused_bn`]) for the layers' ratio.
 
+pub mod distributed;
 mod micro;
 pub mod predict;
 pub use micro::{ConvMicroRow, conv_micro, lif_micro};

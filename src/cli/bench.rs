@@ -71,6 +71,12 @@ pub struct BenchArgs {
     /// Timed repetitions of `--conv-micro` (the fastest is reported).
     #[arg(long, default_value_t = 10)]
     reps: usize,
+    /// Instead of the above: one epoch of the small CNN (channels 32/64, T = 4, digits) trained
+    /// data-parallel over MPI with global batch `--batch` (default 32): step time, the share in
+    /// collectives, the gradient all-reduce alone. Run alone (1 rank) and under `mpirun -np N`
+    /// (build with `--features mpi`).
+    #[arg(long)]
+    distributed: bool,
     /// Passes of `--conv-micro`.
     #[arg(long, value_enum, default_value = "both")]
     pass: PassArg,
@@ -98,6 +104,9 @@ enum PassArg {
 }
 
 pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
+    if args.distributed {
+        return crate::bench::distributed::run_distributed(args.batch.unwrap_or(32), 300.0);
+    }
     if let Some(shape) = &args.lif_micro {
         let (reference, fused) = lif_micro(shape, 10)?;
         println!(

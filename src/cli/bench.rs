@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// (build with `--features mpi`).
     #[arg(long)]
     distributed: bool,
+    /// Train on this device (`wgpu[:N|:cpu]`, …; see `tks train --device`): the weights and
+    /// random batches are made on Flex with the seed and moved, so losses compare across devices.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
     /// Passes of `--conv-micro`.
     #[arg(long, value_enum, default_value = "both")]
     pass: PassArg,
@@ -158,6 +162,10 @@ pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> an
         c.compare_lif = !args.no_compare_lif;
         c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;
+        if let Some(d) = &args.device {
+            let spec = crate::device::DeviceSpec::parse("--device", d)?;
+            c.device = Some((crate::device::device(spec, 0)?, spec));
+        }
         if args.predict {
             let result = crate::bench::predict::run_predict(&c, args.train_steps)?;
             println!("{}", serde_json::to_string(&result)?);

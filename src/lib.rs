@@ -12,7 +12,7 @@
 //!
 //! Layout is time-major: `[T, B, ...]` everywhere.
 
-pub use tks_core::{kernels, layer, model, monitor, neuron, params, surrogate};
+pub use tks_core::{collective, kernels, layer, model, monitor, neuron, params, surrogate};
 pub use tks_data as data;
 pub use tks_deploy as deploy;
 pub use tks_train::{config, eval, fit, objective, study, train};
@@ -27,4 +27,5 @@ pub mod error {
 pub mod bench;
 pub mod cli;
 pub mod device;
+pub mod distributed;
 pub mod report;

@@ -15,12 +15,14 @@
 //! with burn's own average pooling and BatchNorm instead of the fused layer ops
 //! ([`crate::layer::fused_pool`], [`crate::layer::fused_bn`]) for the layers' ratio.
 
+pub mod distributed;
 mod micro;
 pub mod predict;
 pub use micro::{ConvMicroRow, conv_micro, lif_micro};
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::Serialize;
@@ -82,6 +84,11 @@ pub struct BenchConfig {
     /// layer and neuron paths are replaced by `layer_path` and `lif_path`.
     #[serde(skip)]
     pub kernels: KernelPolicy,
+    /// Where the steps run (`tks bench --device`): `None` = Flex as always. Given, the weights
+    /// and the random batches are still made on Flex (same seed, same values on every device)
+    /// and then moved, so two devices' losses can be compared.
+    #[serde(skip)]
+    pub device: Option<(Device, crate::device::DeviceSpec)>,
 }
 
 impl BenchConfig {
@@ -104,6 +111,7 @@ impl BenchConfig {
             layer_path: LayerPath::Fused,
             compare_layers: true,
             kernels: KernelPolicy::default(),
+            device: None,
         }
     }
 
@@ -199,6 +207,8 @@ pub struct Timing {
     pub loss_first: f32,
     /// Loss of the last step.
     pub loss_last: f32,
+    /// Loss of every step (warm-up included).
+    pub losses: Vec<f32>,
 }
 
 /// The JSON line of one configuration.
@@ -366,7 +376,18 @@ fn measure(
     let peak_rss_reset = reset_peak_rss();
     let mut model = config.model_config().init_with(&device, &kernels)?;
     let params = crate::params::trainable_params(&model);
-    let data = batches(config, &device);
+    let mut data = batches(config, &device);
+    if let Some((target, spec)) = &config.device {
+        // Materialise the lazily initialised weights on Flex, then move weights and batches.
+        crate::params::materialise(&model);
+        let target = target.clone().autodiff();
+        let kernels = crate::device::kernels_for(kernels, &target, *spec);
+        model = crate::kernels::SetKernels::with_kernels(model.fork(&target), &kernels);
+        data = data
+            .into_iter()
+            .map(|(x, y)| (x.to_device(&target), y.to_device(&target)))
+            .collect();
+    }
     let objective = objective(&config.loss)?;
     let mut optimizer = bench_optimizer();
     let warm = 3;
@@ -408,6 +429,7 @@ fn measure(
         peak_rss_reset,
         loss_first: losses[0],
         loss_last: *losses.last().unwrap(),
+        losses: losses.clone(),
     };
     Ok((timing, params))
 }

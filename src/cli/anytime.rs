@@ -28,9 +28,8 @@ pub struct AnytimeArgs {
     /// Output file (default: RUN/anytime.json).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Runs `tks anytime`.
@@ -39,7 +38,7 @@ pub fn run(args: AnytimeArgs, kernels: &super::kernels::KernelOverrides) -> anyh
         Some(t) => t.clone(),
         None => default_thresholds(),
     };
-    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
+    let run = load_run(&args.run, &args.checkpoint, &args.device, kernels)?;
     let t = args.timesteps.unwrap_or(run.config.train.timesteps).max(1);
     let data = load_data(&run.config, t)?;
     let logits = collect_logits(

@@ -71,6 +71,16 @@ pub struct BenchArgs {
     /// Timed repetitions of `--conv-micro` (the fastest is reported).
     #[arg(long, default_value_t = 10)]
     reps: usize,
+    /// Instead of the above: one epoch of the small CNN (channels 32/64, T = 4, digits) trained
+    /// data-parallel over MPI with global batch `--batch` (default 32): step time, the share in
+    /// collectives, the gradient all-reduce alone. Run alone (1 rank) and under `mpirun -np N`
+    /// (build with `--features mpi`).
+    #[arg(long)]
+    distributed: bool,
+    /// Train on this device (`wgpu[:N|:cpu]`, …; see `tks train --device`): the weights and
+    /// random batches are made on Flex with the seed and moved, so losses compare across devices.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
     /// Passes of `--conv-micro`.
     #[arg(long, value_enum, default_value = "both")]
     pass: PassArg,
@@ -98,6 +108,9 @@ enum PassArg {
 }
 
 pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
+    if args.distributed {
+        return crate::bench::distributed::run_distributed(args.batch.unwrap_or(32), 300.0);
+    }
     if let Some(shape) = &args.lif_micro {
         let (reference, fused) = lif_micro(shape, 10)?;
         println!(
@@ -149,6 +162,10 @@ pub fn run_cli(args: BenchArgs, kernels: &super::kernels::KernelOverrides) -> an
         c.compare_lif = !args.no_compare_lif;
         c.compare_layers = !args.no_compare_layers;
         c.seed = args.seed;
+        if let Some(d) = &args.device {
+            let spec = crate::device::DeviceSpec::parse("--device", d)?;
+            c.device = Some((crate::device::device(spec, 0)?, spec));
+        }
         if args.predict {
             let result = crate::bench::predict::run_predict(&c, args.train_steps)?;
             println!("{}", serde_json::to_string(&result)?);

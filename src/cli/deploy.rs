@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 
 use super::eval::load_run;
 use crate::config::RunConfig;
-use crate::device::default_device;
 use crate::train::checkpoint::{self, CheckpointMeta, RunDir, run_files};
+use burn::tensor::Device;
 use tks_deploy::nir::{export::export, hdf5, import::import};
 use tks_deploy::predict::{Predictor, Preprocess, expand, percentiles};
 
@@ -45,7 +45,12 @@ pub fn run_export(
     kernels: &super::kernels::KernelOverrides,
 ) -> anyhow::Result<()> {
     let Format::Nir = args.format;
-    let run = load_run(&args.run, &args.checkpoint, false, kernels)?;
+    let run = load_run(
+        &args.run,
+        &args.checkpoint,
+        &crate::device::DeviceArgs::default(),
+        kernels,
+    )?;
     let graph = export(&run.model, &run.config)?;
     hdf5::write(&args.out, &graph)?;
     println!(
@@ -102,7 +107,7 @@ pub fn run_import(
         config.train.epochs = e;
     }
     config.kernels = kernels.apply(config.kernels);
-    let device = default_device(false)?;
+    let device = Device::flex();
     let base = *config.model.neuron_mut();
     let imported = import(&graph, &origin, base, &config.kernels, &device)?;
     config.model = imported.config;
@@ -153,9 +158,8 @@ pub struct PredictArgs {
     /// `.npy` frame tensors [T, C, H, W], or folders of them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Runs `tks predict`: one JSON line per input on stdout, errors and timing on stderr.
@@ -163,7 +167,7 @@ pub fn run_predict(
     args: PredictArgs,
     kernels: &super::kernels::KernelOverrides,
 ) -> anyhow::Result<()> {
-    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
+    let run = load_run(&args.run, &args.checkpoint, &args.device, kernels)?;
     let t = args.timesteps.unwrap_or(run.config.train.timesteps);
     let pre = Preprocess::new(
         &run.config.data,

@@ -9,7 +9,6 @@ use clap::Args;
 use super::kernels::KernelOverrides;
 use crate::config::RunConfig;
 use crate::data::Split;
-use crate::device::default_device;
 use crate::eval::analysis::{Analysis, EvalFile, evaluate_full};
 use crate::eval::energy::OpEnergy;
 use crate::model::Model;
@@ -37,9 +36,8 @@ pub struct EvalArgs {
     /// Output file (default: RUN/eval.json).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// A run's configuration and the model of one of its checkpoints.
@@ -57,7 +55,7 @@ pub(crate) struct LoadedRun {
 pub(crate) fn load_run(
     run: &Path,
     which: &str,
-    cuda: bool,
+    device_args: &crate::device::DeviceArgs,
     kernels: &KernelOverrides,
 ) -> anyhow::Result<LoadedRun> {
     let dir = RunDir::open(run)?;
@@ -66,7 +64,9 @@ pub(crate) fn load_run(
     super::default_cache_dir(&mut config.data);
     let (path, reason) = dir.choose_checkpoint(which)?;
     let checkpoint = Checkpoint::load(&path)?;
-    let device = default_device(cuda)?;
+    let spec = device_args.spec(config.train.device.as_deref())?;
+    let device = crate::device::device(spec, 0)?;
+    config.kernels = crate::device::kernels_for(config.kernels, &device, spec);
     device.seed(config.train.seed);
     let model = checkpoint.apply_to(config.model.init_with(&device, &config.kernels)?)?;
     Ok(LoadedRun {
@@ -153,7 +153,7 @@ pub fn print_analysis(a: &Analysis) {
 
 /// Runs `tks eval`.
 pub fn run(args: EvalArgs, kernels: &KernelOverrides) -> anyhow::Result<()> {
-    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
+    let run = load_run(&args.run, &args.checkpoint, &args.device, kernels)?;
     let t = args.timesteps.unwrap_or(run.config.train.timesteps);
     if t == 0 {
         anyhow::bail!("invalid `--timesteps` = 0: must be at least 1");

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::device::default_device;
 use crate::report::{RunSummary, write_report};
 
 /// Options of `tks report`.
@@ -19,14 +18,13 @@ pub struct ReportArgs {
     /// Test samples in the t-SNE of penultimate features (0 to skip; at most 1000).
     #[arg(long, default_value_t = 300)]
     pub tsne_points: usize,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Runs `tks report`.
 pub fn run(args: ReportArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
-    let device = default_device(args.cuda)?;
+    let device = args.device.resolve(None)?;
     let mut runs = Vec::new();
     for dir in &args.runs {
         let mut r = RunSummary::load(dir)?;

@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::device::default_device;
 use crate::study::run::{Provenance, RunRecord, read_record, run_one};
 use crate::study::{RunSpec, StudyFile};
 use crate::train::{StepEvent, TrainHooks};
@@ -40,9 +39,8 @@ pub struct StudyArgs {
     /// With `--report`: the Markdown file to write (figures go to `figures/` beside it).
     #[arg(long, default_value = "docs/RESULTS.md")]
     pub out: PathBuf,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// What the grid holds, run by run.
@@ -215,7 +213,7 @@ pub fn run(args: StudyArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         return report(&args, &study, &runs);
     }
     let plan = plan(&args, &study, runs)?;
-    let device = default_device(args.cuda)?;
+    let device = args.device.resolve(None)?;
     println!(
         "tks study `{}`: {} runs to do, {} done{}",
         study.study.name,
@@ -309,6 +307,7 @@ pub fn run(args: StudyArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
                 kernels: spec.config.kernels,
                 on_step: Some(&mut on_step),
                 on_epoch: None,
+                distributed: None,
             },
         )?;
         // The load at the end is known only now: rewrite the summary with it.

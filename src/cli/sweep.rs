@@ -39,9 +39,8 @@ pub struct SweepArgs {
     /// Output file (default: RUN/sweep.json, RUN/sweep-truncate.json with `--mode truncate`).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    pub cuda: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// `--mode` values.
@@ -65,7 +64,7 @@ impl From<ModeArg> for SweepMode {
 /// Runs `tks sweep`.
 pub fn run(args: SweepArgs, kernels: &super::kernels::KernelOverrides) -> anyhow::Result<()> {
     let equal_ts = &args.train_equal;
-    let run = load_run(&args.run, &args.checkpoint, args.cuda, kernels)?;
+    let run = load_run(&args.run, &args.checkpoint, &args.device, kernels)?;
     let c = &run.config;
     let mode = SweepMode::from(args.mode);
     let train_t = c.train.timesteps;

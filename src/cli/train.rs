@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::RunConfig;
-use crate::device::default_device;
+use crate::device::DeviceArgs;
 use crate::eval::EvalReport;
 use crate::model::ModelConfig;
 use crate::objective::ObjectiveConfig;
@@ -127,15 +127,32 @@ pub struct TrainArgs {
     /// `--data`, `--objective` and its parameters, `--ann`, `--epochs`, `-T`, `--batch-size`,
     /// `--lr`, `--weight-decay`, `--seed`, `--threshold`, `--surrogate`) are an error with it
     /// — to train longer, start a new run with `--out`. `--save`, `--metrics`,
-    /// `--print-config` and `--cuda` may be combined with it.
+    /// `--print-config`, `--device` and the `--distributed` flags may be combined with it (a
+    /// data-parallel run resumes with any number of ranks: the global batch is the run's).
     #[arg(long, conflicts_with_all = RUN_CHANGING_FLAGS)]
     resume: Option<PathBuf>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Run on CUDA device 0 (build with `--features cuda`).
-    #[arg(long)]
-    cuda: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Data-parallel training over ranks started by `mpirun -np N` (or `srun`): `mpi` (build
+    /// with `--features mpi`). `--batch-size` is the global batch, split over the ranks.
+    #[arg(long, value_name = "ENGINE")]
+    distributed: Option<String>,
+    /// With `--distributed`: BatchNorm statistics over every rank's samples (`true`, default: N
+    /// ranks × B/N compute what one process × B does) or each rank's own (`false`, PyTorch DDP's
+    /// default).
+    #[arg(long, value_name = "BOOL", requires = "distributed")]
+    sync_bn: Option<bool>,
+    /// With `--distributed`: compare parameter checksums across the ranks every K steps (and
+    /// after the first); a mismatch stops the run. 0 = never.
+    #[arg(long, value_name = "K", default_value_t = 50)]
+    check_every: usize,
+    /// With `--distributed`: seconds a collective may wait for the other ranks before this rank
+    /// stops with an error (a dead or stalled rank).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    collective_timeout: f64,
 }
 
 fn resolve(args: &TrainArgs) -> anyhow::Result<RunConfig> {
@@ -263,38 +280,59 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         return Ok(());
     }
     super::default_cache_dir(&mut config.data);
-    let device = default_device(args.cuda)?;
+    let engine = match &args.distributed {
+        Some(name) => Some(crate::distributed::start(name, args.collective_timeout)?),
+        None => None,
+    };
+    let (rank, local_rank) = engine
+        .as_ref()
+        .map_or((0, 0), |e| (e.collective.rank(), e.local_rank));
+    let lead = rank == 0;
+    let spec = args.device.spec(config.train.device.as_deref())?;
+    let device = crate::device::device(spec, local_rank)?;
+    let shown = crate::device::kernels_for(config.kernels, &device, spec);
+    let distributed = match &engine {
+        Some(e) => Some(distributed_setup(e, &args, &config, spec, shown)?),
+        None => None,
+    };
     let fitted = crate::fit::load_fitted(&mut config)?;
-    for note in &fitted.notes {
-        println!("{note}");
+    if lead {
+        for note in &fitted.notes {
+            println!("{note}");
+        }
     }
     let data = fitted.split;
     let objective = config.objective()?;
     let t = &config.train;
-    println!(
-        "tks: training {:?} with objective `{}` on {} ({} train / {} validation / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
-        arch_name(&config),
-        objective.name(),
-        config.data.source,
-        data.train.len(),
-        data.val.as_ref().map_or(0, |v| v.len()),
-        data.test.len(),
-        data.train.frame_shape,
-        t.timesteps,
-        t.epochs,
-        t.batch_size,
-        t.lr,
-        t.seed
-    );
+    if lead {
+        println!(
+            "tks: training {:?} with objective `{}` on {} ({} train / {} validation / {} test, frames {:?}), T={}, {} epochs, batch {}, lr {}, seed {}",
+            arch_name(&config),
+            objective.name(),
+            config.data.source,
+            data.train.len(),
+            data.val.as_ref().map_or(0, |v| v.len()),
+            data.test.len(),
+            data.train.frame_shape,
+            t.timesteps,
+            t.epochs,
+            t.batch_size,
+            t.lr,
+            t.seed
+        );
+    }
     let mut metrics_file = match &args.metrics {
-        Some(p) => Some(
+        Some(p) if lead => Some(
             std::fs::File::create(p)
                 .with_context(|| format!("cannot create metrics file {}", p.display()))?,
         ),
-        None => None,
+        _ => None,
     };
     let held_out = if data.val.is_some() { "val" } else { "test" };
     let mut on_epoch = |r: &crate::train::EpochRecord| {
+        if !lead {
+            return;
+        }
         println!(
             "epoch {:>3}/{}  loss {:.4}  train acc {:6.2}%  {held_out} acc {:6.2}%  lr {:.2e}  {:.1}s ({:.0} samples/s)",
             r.epoch,
@@ -312,11 +350,27 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         }
     };
     let mut bar = super::progress::EpochBar::default();
-    let mut on_step = |e: &crate::train::StepEvent| bar.step(e);
+    let fault = fault_injection(rank)?;
+    let mut on_step = |e: &crate::train::StepEvent| {
+        let global = e.epoch * e.steps_per_epoch + e.step;
+        if let Some((step, signal)) = fault
+            && global == step
+        {
+            eprintln!(
+                "tks: fault injection (TKS_TEST_KILL_RANK): signal {signal} after global step {global}"
+            );
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), signal) };
+        }
+        if lead {
+            bar.step(e)
+        }
+    };
     let hooks = TrainHooks {
         kernels: config.kernels,
         on_step: Some(&mut on_step),
         on_epoch: Some(&mut on_epoch),
+        distributed,
     };
     let outcome = crate::train::checkpoint::train_in_dir(
         args.out.as_deref(),
@@ -326,7 +380,20 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         &data,
         &device,
         hooks,
-    )?;
+    );
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The other ranks may be inside a collective: shutting the engine down cleanly could
+        // wait for them forever. Exit now; the launcher then stops the job.
+        Err(e) if engine.is_some() => {
+            eprintln!("tks: error: rank {rank}: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !lead {
+        return Ok(());
+    }
     match &outcome.best {
         Some(b) => {
             println!(
@@ -358,6 +425,72 @@ pub fn run(args: TrainArgs, kernels: &super::kernels::KernelOverrides) -> anyhow
         println!("saved the trained model to {}", path.display());
     }
     Ok(())
+}
+
+/// The data-parallel settings of `engine`'s ranks, printed once (rank 0): ranks, global and
+/// per-rank batch, the learning-rate rule, BatchNorm.
+fn distributed_setup(
+    engine: &crate::distributed::Engine,
+    args: &TrainArgs,
+    config: &RunConfig,
+    spec: crate::device::DeviceSpec,
+    kernels: crate::kernels::KernelPolicy,
+) -> anyhow::Result<crate::train::distributed::Distributed> {
+    let c = engine.collective;
+    let sync_bn = args.sync_bn.unwrap_or(true);
+    if sync_bn && !spec.is_flex() {
+        anyhow::bail!(
+            "--distributed with --device {spec}: synchronised BatchNorm runs on Flex only so far; add `--sync-bn false` (local statistics per rank)"
+        );
+    }
+    let batch = config.train.batch_size;
+    if c.rank() == 0 {
+        let per_rank = batch / c.size();
+        let uneven = if batch.is_multiple_of(c.size()) {
+            String::new()
+        } else {
+            format!("–{}", per_rank + 1)
+        };
+        println!(
+            "tks: data-parallel over {} ranks ({}): global batch {batch}, per-rank batch {per_rank}{uneven}; lr {} for the global batch (not rescaled: to change the global batch by k, scale lr by k yourself — the linear scaling rule); BatchNorm statistics {}; checksums every {} steps; kernels {}",
+            c.size(),
+            engine.description,
+            config.train.lr,
+            if sync_bn {
+                "synchronised over all ranks"
+            } else {
+                "local to each rank"
+            },
+            args.check_every,
+            kernels.summary()
+        );
+    }
+    Ok(crate::train::distributed::Distributed {
+        collective: c,
+        sync_bn,
+        check_every: args.check_every,
+    })
+}
+
+/// `TKS_TEST_KILL_RANK=R:STEP[:stop]`: rank R kills itself (SIGKILL; with `:stop`, stops
+/// itself with SIGSTOP, a hung rank) after global step STEP — for the tests that a dead or
+/// stalled rank ends the job with an error.
+fn fault_injection(rank: usize) -> anyhow::Result<Option<(usize, libc::c_int)>> {
+    let Ok(text) = std::env::var("TKS_TEST_KILL_RANK") else {
+        return Ok(None);
+    };
+    let mut parts = text.split(':');
+    let r = parts.next().and_then(|r| r.parse::<usize>().ok());
+    let step = parts.next().and_then(|s| s.parse::<usize>().ok());
+    let signal = match parts.next() {
+        None => Some(libc::SIGKILL),
+        Some("stop") => Some(libc::SIGSTOP),
+        Some(_) => None,
+    };
+    match (r, step, signal, parts.next()) {
+        (Some(r), Some(step), Some(signal), None) => Ok((r == rank).then_some((step, signal))),
+        _ => anyhow::bail!("TKS_TEST_KILL_RANK={text}: expected RANK:STEP or RANK:STEP:stop"),
+    }
 }
 
 fn arch_name(config: &RunConfig) -> &'static str {

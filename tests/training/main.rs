@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod cli_analysis;
+mod distributed_sampler;
 mod golden_losses;
 mod nan_loss;
 mod objectives_aux;

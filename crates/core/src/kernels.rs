@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::collective::BnSync;
 use crate::error::ConfigError;
 
 /// How the fused convolution computes its forward and weight gradient.
@@ -136,6 +137,11 @@ pub struct KernelPolicy {
     /// Keep binary conv inputs for backward as one byte per value instead of f32: ≈ 7 % off
     /// peak training memory (VGG-SNN T=8) for a pass over the spikes per conv (≈ 5 % of a step).
     pub pack_spikes: bool,
+    /// In a data-parallel run, the collective BatchNorm layers take their training statistics
+    /// over (every rank's samples, [`crate::layer::sync_bn`]); `None`: this process's batch
+    /// alone. Set by the training loop, never serialised.
+    #[serde(skip)]
+    pub bn_sync: Option<BnSync>,
 }
 
 impl Default for KernelPolicy {
@@ -147,6 +153,7 @@ impl Default for KernelPolicy {
             sparse_max_density: SparsePass::Forward.default_max_density(),
             sparse_max_density_dw: SparsePass::WeightGradient.default_max_density(),
             pack_spikes: false,
+            bn_sync: None,
         }
     }
 }
@@ -159,6 +166,42 @@ impl KernelPolicy {
             layers: LayerPath::Reference,
             neurons: LifPath::Reference,
             ..Self::default()
+        }
+    }
+
+    /// Whether the fused Flex kernels can run on `device`; elsewhere (wgpu, CUDA, …) the
+    /// reference path is the only one.
+    pub fn fused_kernels_run_on(device: &burn::tensor::Device) -> bool {
+        matches!(
+            device.clone().inner().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        )
+    }
+
+    /// This policy as it runs on `device`: unchanged on Flex; with the reference layers and
+    /// neurons on any other device (the fused kernels are Flex's). The second value says whether
+    /// anything was changed, for the caller to report once.
+    pub fn for_device(self, device: &burn::tensor::Device) -> (Self, bool) {
+        let on_flex = Self::fused_kernels_run_on(device);
+        let fused = self.layers == LayerPath::Fused || self.neurons == LifPath::Fused;
+        if on_flex || !fused {
+            return (self, false);
+        }
+        (
+            Self {
+                layers: LayerPath::Reference,
+                neurons: LifPath::Reference,
+                ..self
+            },
+            true,
+        )
+    }
+
+    /// This policy with the BatchNorm statistics synchronised over `sync` (`None`: local).
+    pub fn with_bn_sync(self, sync: Option<BnSync>) -> Self {
+        Self {
+            bn_sync: sync,
+            ..self
         }
     }
 
@@ -211,13 +254,17 @@ impl KernelPolicy {
     /// One line for logs and run records: `layers=fused neurons=fused conv=auto(0.25/0.5)`.
     pub fn summary(&self) -> String {
         format!(
-            "layers={} neurons={} conv={}({}/{}){}",
+            "layers={} neurons={} conv={}({}/{}){}{}",
             self.layers.name(),
             self.neurons.name(),
             self.conv_mode.name(),
             self.sparse_max_density,
             self.sparse_max_density_dw,
-            if self.pack_spikes { " pack_spikes" } else { "" }
+            if self.pack_spikes { " pack_spikes" } else { "" },
+            match self.bn_sync {
+                Some(s) => format!(" sync_bn({} ranks)", s.collective().size()),
+                None => String::new(),
+            }
         )
     }
 }

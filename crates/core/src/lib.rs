@@ -5,6 +5,8 @@
 //! No command-line, progress, plotting or environment reads here: everything a kernel needs is
 //! passed to it ([`kernels::KernelPolicy`]). Layout is time-major, `[T, B, ...]`.
 
+pub mod collective;
+pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod layer;

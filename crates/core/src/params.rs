@@ -13,6 +13,19 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
     counter.total
 }
 
+/// Initialises every lazily initialised float parameter of `module` now, in visiting order
+/// (burn draws a parameter's initial values from the device generator on first use), so that a
+/// model can be moved to another device with the values drawn here.
+pub fn materialise<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}
+
 #[derive(Default)]
 struct Counter {
     path: Vec<String>,

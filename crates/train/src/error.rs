@@ -30,6 +30,26 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
+    /// The ranks of a data-parallel run hold different parameters (they should be identical
+    /// after every step).
+    #[error(
+        "ranks diverged at global step {global_step}: parameter checksums {}",
+        checksums.iter().enumerate().map(|(r, c)| format!("rank {r}: {c:016x}")).collect::<Vec<_>>().join(", ")
+    )]
+    RanksDiverged {
+        /// Step counted from the start of training (0: before the first step).
+        global_step: usize,
+        /// Every rank's checksum, in rank order.
+        checksums: Vec<u64>,
+    },
+    /// A data-parallel run that cannot be split as asked.
+    #[error("distributed training over {ranks} ranks: {reason}")]
+    Distributed {
+        /// The number of ranks.
+        ranks: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The training set has no samples.
     #[error("{name} is empty: nothing to train on")]
     EmptyData {

@@ -51,6 +51,7 @@ pub fn supports<const D: usize>(
 ) -> bool {
     D >= 3
         && layers.layers == LayerPath::Fused
+        && layers.bn_sync.is_none()
         && neuron.kernels.neurons == LifPath::Fused
         && fused_bn::uses_batch_statistics(bn, x)
         && fused_bn::supports(x)

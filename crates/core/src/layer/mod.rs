@@ -27,6 +27,7 @@ pub mod fused_bn_lif;
 pub mod fused_conv;
 pub mod fused_ops;
 pub mod fused_pool;
+pub mod sync_bn;
 pub use crate::kernels::LayerPath;
 
 /// Applies a per-frame function to `[T, B, C, H, W]` by flattening time into the batch.
@@ -129,11 +130,21 @@ impl ConvBn {
             let (y, folded) = self.conv(x);
             match &self.bn {
                 Some(_) if folded => y,
+                Some(bn) if self.synchronised(bn, &y) => {
+                    sync_bn::forward_train(bn, y, self.kernels.bn_sync.expect("checked"))
+                }
                 Some(bn) if self.kernels.layers == LayerPath::Fused => fused_bn::forward(bn, y),
                 Some(bn) => bn.forward(y),
                 None => y,
             }
         })
+    }
+
+    /// Whether `bn` takes its training statistics over every rank ([`sync_bn`]) for `y`.
+    fn synchronised(&self, bn: &BatchNorm, y: &Tensor<4>) -> bool {
+        self.kernels.bn_sync.is_some()
+            && fused_bn::uses_batch_statistics(bn, y)
+            && sync_bn::supports(y)
     }
 
     /// The convolution of `x` `[T·B, C_in, H, W]`, and whether the BatchNorm is already folded

@@ -41,6 +41,24 @@ pub struct AccuracyCounter {
 }
 
 impl AccuracyCounter {
+    /// The counts of every rank of `collective` added together (a data-parallel epoch's
+    /// accuracy over all its samples). Every rank must have counted at least one batch.
+    pub fn all_reduce(&mut self, collective: &dyn tks_core::collective::Collective) {
+        let mut counts: Vec<f64> = [self.samples, self.mean_correct]
+            .into_iter()
+            .chain(self.per_timestep.iter().copied())
+            .chain(self.running.iter().copied())
+            .map(|c| c as f64)
+            .collect();
+        collective.all_reduce_sum_f64(&mut counts);
+        let mut it = counts.into_iter().map(|c| c.round() as usize);
+        self.samples = it.next().unwrap_or(0);
+        self.mean_correct = it.next().unwrap_or(0);
+        for c in self.per_timestep.iter_mut().chain(self.running.iter_mut()) {
+            *c = it.next().unwrap_or(0);
+        }
+    }
+
     /// Adds one batch of logits `[T, B, C]` (as plain values) with labels `[B]`.
     pub fn add(&mut self, logits: &[f32], dims: [usize; 3], labels: &[u32]) {
         let [t_steps, batch, classes] = dims;

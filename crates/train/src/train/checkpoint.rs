@@ -552,14 +552,18 @@ pub fn train_in_dir(
 ) -> Result<super::TrainOutcome, crate::error::TrainError> {
     // The run's own policy (recorded in its config.toml) wins over the hooks'.
     hooks.kernels = config.kernels;
+    // In a data-parallel run rank 0 alone writes; the others read the checkpoint to resume.
+    let writer = hooks.distributed.is_none_or(|d| d.rank() == 0);
     let (dir, checkpoint) = match (resume, out) {
         (Some(r), _) => {
             let dir = RunDir::open(r)?;
             let ck = Checkpoint::load(&dir.file(run_files::LAST))?;
-            dir.write_metrics(&ck.meta.history)?;
+            if writer {
+                dir.write_metrics(&ck.meta.history)?;
+            }
             (Some(dir), Some(ck))
         }
-
+        (None, Some(_)) if !writer => (None, None),
         (None, Some(o)) => {
             // the model as it will be built: `auto` dimensions recorded as numbers
             let mut config = config.clone();
@@ -571,8 +575,8 @@ pub fn train_in_dir(
         (None, None) => (None, None),
     };
     let mut save = |m: &Model, o: OptimizerRecord, meta: &CheckpointMeta| match &dir {
-        Some(d) => d.save_epoch(m, o, meta),
-        None => Ok(()),
+        Some(d) if writer => d.save_epoch(m, o, meta),
+        _ => Ok(()),
     };
     let best_file = dir.as_ref().map(|d| d.file(run_files::BEST));
     let resume_best = match (&checkpoint, &best_file) {
@@ -593,7 +597,9 @@ pub fn train_in_dir(
         hooks,
         run,
     )?;
-    if let Some(d) = &dir {
+    if let Some(d) = &dir
+        && writer
+    {
         d.write_result(&RunResult::of(&outcome))?;
     }
     Ok(outcome)

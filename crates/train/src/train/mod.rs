@@ -2,6 +2,7 @@
 //! seeded and deterministic on CPU (same seed ⇒ same loss curve).
 
 pub mod checkpoint;
+pub mod distributed;
 
 use std::time::Instant;
 
@@ -44,6 +45,11 @@ pub struct TrainConfig {
     pub encoder: Encoder,
     /// Batch size for evaluation.
     pub eval_batch_size: usize,
+    /// Compute device (`flex`, `wgpu[:N|:cpu]`, `vulkan[:N|:cpu]`, `cuda[:N]`); `--device`
+    /// overrides it. Absent: Flex. Not part of what the run computes (every device computes
+    /// the same function), so a resumed run may change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -58,6 +64,7 @@ impl Default for TrainConfig {
             seed: 2023,
             encoder: Encoder::Direct,
             eval_batch_size: 256,
+            device: None,
         }
     }
 }
@@ -72,6 +79,9 @@ impl TrainConfig {
         check_range_above("train.lr", self.lr, 0.0, 1.0)?;
         check_range("train.min_lr", self.min_lr, 0.0, self.lr)?;
         check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)?;
+        if let Some(d) = &self.device {
+            tks_core::device::DeviceSpec::parse("train.device", d)?;
+        }
         Ok(())
     }
 }
@@ -174,6 +184,8 @@ pub struct TrainHooks<'a> {
     pub on_step: Option<&'a mut dyn FnMut(&StepEvent)>,
     /// Called after every epoch.
     pub on_epoch: Option<&'a mut dyn FnMut(&EpochRecord)>,
+    /// Data-parallel training over several ranks ([`distributed`]); `None`: this process alone.
+    pub distributed: Option<distributed::Distributed>,
 }
 
 /// What [`TrainHooks::on_step`] is told after each optimizer step.
@@ -274,9 +286,20 @@ pub fn train_resumable(
             name: data.train.name.clone(),
         });
     }
+    let dist = hooks.distributed;
+    let (rank, ranks) = dist.map_or((0, 1), |d| (d.rank(), d.size()));
+    // The fused kernels are Flex's: elsewhere the reference path runs (the binary says so).
+    let (mut kernels, _) = hooks.kernels.for_device(device);
+    if let Some(d) = dist {
+        d.check_split(data.train.len(), config.batch_size)?;
+        let sync = d
+            .sync_bn
+            .then(|| tks_core::collective::BnSync::new(d.collective));
+        kernels = kernels.with_bn_sync(sync);
+    }
     device.seed(config.seed);
     let train_device = device.clone().autodiff();
-    let mut model = model_config.init_with(&train_device, &hooks.kernels)?;
+    let mut model = model_config.init_with(&train_device, &kernels)?;
     let mut extras = objective_extras(objective, model_config, config, data, &model, device)?;
     let mut aux = extras.aux.take();
     let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
@@ -332,6 +355,10 @@ pub fn train_resumable(
         };
         best = Some((epoch, acc, model));
     }
+    // The ranks' parameters are compared after the first step (not before: burn initialises
+    // parameters lazily, drawing from the generator on first use, and reading them here would
+    // change the order of the draws, so the run would differ from a single-process one).
+    let first_step = global_step + 1;
     for epoch in first_epoch..config.epochs {
         device.seed(epoch_seed(config.seed, epoch));
         let started = Instant::now();
@@ -342,9 +369,14 @@ pub fn train_resumable(
         // Decoded (and for a streamed set prefetched on a background thread) in epoch order;
         // augmented per sample from (seed, epoch, index).
         let augment_seed = Some((config.seed, epoch));
-        let mut batches = data.train.batches(&order, config.batch_size, augment_seed);
-        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+        // A rank's shares of the global batches are not chunks of one order: no prefetching.
+        let prefetch_order = if dist.is_some() { &[][..] } else { &order[..] };
+        let mut batches = data
+            .train
+            .batches(prefetch_order, config.batch_size, augment_seed);
+        for (step, global_chunk) in order.chunks(config.batch_size).enumerate() {
             global_step += 1;
+            let chunk = distributed::shard(global_chunk, rank, ranks);
             let host = match batches.next() {
                 Some(h) => h,
                 None => data.train.host_batch(chunk, augment_seed),
@@ -368,8 +400,9 @@ pub fn train_resumable(
                 teacher: teacher_output.as_ref(),
             };
             let loss = objective.loss_with(&output, batch.targets, progress, &loss_extras);
-            let loss_value = values(loss.clone())[0] as f64;
-            if !loss_value.is_finite() {
+            let mut loss_value = values(loss.clone())[0] as f64;
+            // Distributed: checked on the global loss below, so that every rank stops together.
+            if dist.is_none() && !loss_value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch: epoch + 1,
                     step: step + 1,
@@ -386,11 +419,28 @@ pub fn train_resumable(
             counter.add(&values(logits), dims, &labels);
             // The optimizer updates the model and the objective's auxiliary module together.
             let trainee = Trainee { model, aux };
-            let grads = GradientsParams::from_grads(loss.backward(), &trainee);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &trainee);
+            if let Some(d) = dist {
+                (grads, loss_value) = d.average(grads, &trainee, chunk.len(), loss_value, device);
+                if !loss_value.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        step: step + 1,
+                        global_step,
+                        value: loss_value,
+                    });
+                }
+            }
             let lr_now = scheduler.step();
             lr = lr_now.base();
             let trainee = optimizer.step(lr_now, trainee, grads);
             (model, aux) = (trainee.model, trainee.aux);
+            if let Some(d) = dist
+                && d.check_every > 0
+                && (global_step.is_multiple_of(d.check_every) || global_step == first_step)
+            {
+                d.check_parameters(&model, global_step)?;
+            }
             step_losses.push(loss_value);
             let seen = counter.report();
             if let Some(f) = hooks.on_step.as_mut() {
@@ -405,6 +455,9 @@ pub fn train_resumable(
                         / started.elapsed().as_secs_f64().max(1e-9),
                 });
             }
+        }
+        if let Some(d) = dist {
+            counter.all_reduce(d.collective);
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let held_out = data.val.as_ref().unwrap_or(&data.test);

@@ -6,27 +6,12 @@
 //! Gesture, which the shared folder lacks, from files built to their published layouts.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::{self, scratch, shared_data};
+use crate::data_cli::tks;
 use tks::config::RunConfig;
 use tks::data::formats::aedat3::write_aedat3;
 use tks::model::{Dim, ModelConfig};
-
-/// Runs `tks` with the frame cache under `cache`: (success, stdout + stderr).
-fn tks(args: &[&str], cache: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tks"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .output()
-        .expect("run tks");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 /// `tks train --data SPEC` with no config file (1 epoch, tiny width, `--limit` samples per
 /// split) into `out`; returns the output and the run's `config.toml`.

@@ -146,11 +146,12 @@ fn measure(spec: &RunSpec, device: &burn::tensor::Device) -> anyhow::Result<Timi
     let steps = 3.min(data.train.len().div_ceil(b)).max(1);
     let n = (steps * b).min(data.train.len());
     let idx: Vec<usize> = (0..n).collect();
-    let small = crate::data::Split::new(
+    let mut small = crate::data::Split::new(
         data.train.subset(&idx, "timing"),
         data.test
             .subset(&(0..b.min(data.test.len())).collect::<Vec<_>>(), "timing"),
     );
+    small.train_long = data.train_long.as_ref().map(|l| l.subset(&idx, "timing"));
     let mut cfg = c.clone();
     cfg.train.epochs = 1;
     let objective = cfg.objective()?;

@@ -108,6 +108,98 @@ fn tssd_trains_on_digits_without_inference_overhead() {
     check_no_overhead("tssd", &config, &outcome, baseline);
 }
 
+/// `tssd` on the embedded DVS digits at T = 4 (`T_t` = 6), `event_teacher` as given.
+fn tssd_on_events(event_teacher: &str) -> RunConfig {
+    RunConfig::from_toml(
+        &format!(
+            "[objective]\nname = \"tssd\"\nevent_teacher = \"{event_teacher}\"\n\
+             [model]\narch = \"small_cnn\"\nin_channels = 2\ninput_size = 16\n\
+             channels = [8, 16]\nnum_classes = 10\n\
+             [train]\nepochs = 1\nbatch_size = 32\ntimesteps = 4\n\
+             [data]\nsource = \"dvsdigits\"\n"
+        ),
+        "tssd_events.toml",
+    )
+    .expect("config parses")
+}
+
+fn frames(set: &tks::data::Dataset) -> Option<usize> {
+    match set.kind {
+        tks::data::SampleKind::Frames { timesteps } => Some(timesteps),
+        tks::data::SampleKind::Static => None,
+    }
+}
+
+#[test]
+fn tssd_on_events_trains_the_student_on_the_test_binning() {
+    // The default: the student on the 4-frame binning validation and test use, the teacher on
+    // the same recordings (same order, same validation split) integrated into 6 frames.
+    let config = tssd_on_events("rebin");
+    let data = config.load_data().expect("dvsdigits loads");
+    let long = data.train_long.as_ref().expect("a 6-frame training set");
+    assert_eq!(frames(&data.train), Some(4));
+    assert_eq!(frames(&data.test), Some(4));
+    assert_eq!(frames(data.val.as_ref().unwrap()), Some(4));
+    assert_eq!(frames(long), Some(6));
+    assert_eq!(long.labels, data.train.labels);
+    // Both binnings hold the same events: equal totals per sample.
+    let per = |set: &tks::data::Dataset, i: usize| -> f64 {
+        let n = set.sample_len();
+        set.values[i * n..(i + 1) * n]
+            .iter()
+            .map(|&v| v as f64)
+            .sum()
+    };
+    for i in [0, 7, data.train.len() - 1] {
+        let (a, b) = (per(&data.train, i), per(long, i));
+        assert!(
+            a > 0.0 && (a - b).abs() <= 1e-3 * a,
+            "sample {i}: {a} vs {b}"
+        );
+    }
+    let small = subset(&data, 64);
+    let mut small = small;
+    small.train_long = Some(long.subset(&(0..64).collect::<Vec<_>>(), "long"));
+    let outcome = run(&config, &small);
+    assert!(outcome.history[0].loss.is_finite());
+    // A long set of the wrong length of window is an error naming it, not a silent mix.
+    let mut wrong = small.clone();
+    wrong.train_long = Some(small.train.clone());
+    let objective = config.objective().unwrap();
+    let e = train(
+        &config.model,
+        &config.train,
+        objective.as_ref(),
+        &wrong,
+        &Device::flex(),
+        TrainHooks::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("4") && e.contains("6") && e.contains("tssd"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tssd_on_events_extend_keeps_the_one_pass_form() {
+    let config = tssd_on_events("extend");
+    let data = config.load_data().expect("dvsdigits loads");
+    assert!(data.train_long.is_none());
+    assert_eq!(frames(&data.train), Some(6));
+    assert_eq!(frames(&data.test), Some(4));
+    let outcome = run(&config, &subset(&data, 64));
+    assert!(outcome.history[0].loss.is_finite());
+    let e = RunConfig::from_toml(
+        "[objective]\nname = \"tssd\"\nevent_teacher = \"twice\"\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("twice"), "{e}");
+}
+
 #[test]
 fn bkd_trains_from_a_saved_ann_teacher() {
     let data = digits::load().unwrap();

@@ -94,6 +94,7 @@ pub fn load() -> Result<Split, DataError> {
             train_y,
         )?,
         val: None,
+        train_long: None,
         test: Dataset::new(
             "digits/test",
             SampleKind::Static,

@@ -99,6 +99,7 @@ pub fn load(timesteps: usize, split_by: SplitBy) -> Result<Split, DataError> {
     Ok(Split {
         train: Dataset::new("dvsdigits/train", kind, [2, SIZE, SIZE], 10, tr.0, tr.1)?,
         val: None,
+        train_long: None,
         test: Dataset::new("dvsdigits/test", kind, [2, SIZE, SIZE], 10, te.0, te.1)?,
     })
 }

@@ -149,6 +149,7 @@ impl Split {
             .subset(&held, format!("{} (validation)", self.train.name));
         val.augment = None;
         self.train = self.train.subset(&keep, self.train.name.clone());
+        self.train_long = self.train_long.map(|l| l.subset(&keep, l.name.clone()));
         self.val = Some(val);
         self
     }
@@ -184,6 +185,7 @@ impl Split {
         Ok(Split {
             train,
             val: None,
+            train_long: None,
             test,
         })
     }
@@ -267,6 +269,7 @@ mod tests {
         let split = Split {
             train: set("toy/train", l.clone()),
             val: None,
+            train_long: None,
             test: set("toy/test", vec![0, 1, 2]),
         };
         let s = split.clone().with_validation(0.2, 1);

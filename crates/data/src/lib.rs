@@ -85,6 +85,10 @@ pub struct Split {
     pub train: Dataset,
     /// Validation set (model selection), disjoint from `train`; `None` without one.
     pub val: Option<Dataset>,
+    /// The training recordings (the same samples, in the same order as `train`) integrated into
+    /// a longer window of frames, for an objective whose teacher runs longer than the student
+    /// (TSSD on event data); `None` otherwise.
+    pub train_long: Option<Dataset>,
     /// Held-out test set.
     pub test: Dataset,
 }
@@ -95,6 +99,7 @@ impl Split {
         Split {
             train,
             val: None,
+            train_long: None,
             test,
         }
     }

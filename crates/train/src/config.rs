@@ -92,16 +92,29 @@ impl RunConfig {
         self.model.validate()
     }
 
-    /// The run's data: every split integrated into `train.timesteps` frames — except that an
-    /// objective training over more timesteps than it is tested at (TSSD's longer implicit
-    /// teacher) gets an event training set integrated into that many frames (the same
-    /// recordings, the same validation split, re-binned).
+    /// The run's data: every split integrated into `train.timesteps` frames. An objective
+    /// training over more timesteps than it is tested at (TSSD's longer implicit teacher) on
+    /// event data also gets the training recordings integrated into that many frames (the same
+    /// recordings and validation split, re-binned): as `train_long` beside the `T`-frame
+    /// training set when it runs a second pass ([`Objective::rebins_long_window`]), else in
+    /// place of it.
+    ///
+    /// [`Objective::rebins_long_window`]: crate::objective::Objective::rebins_long_window
     pub fn load_data(&self) -> Result<tks_data::Split, tks_data::source::LoadError> {
         let t = self.train.timesteps;
         let mut split = tks_data::source::load(&self.data, t)?;
-        let train_t = self.objective().map_or(t, |o| o.train_timesteps(t)).max(1);
+        let objective = self.objective().ok();
+        let train_t = objective
+            .as_ref()
+            .map_or(t, |o| o.train_timesteps(t))
+            .max(1);
         if self.data.is_events() && train_t != t {
-            split.train = tks_data::source::load(&self.data, train_t)?.train;
+            let long = tks_data::source::load(&self.data, train_t)?.train;
+            if objective.is_some_and(|o| o.rebins_long_window()) {
+                split.train_long = Some(long);
+            } else {
+                split.train = long;
+            }
         }
         Ok(split)
     }

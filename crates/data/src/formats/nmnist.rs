@@ -167,6 +167,7 @@ pub fn load_nmnist_small(
     Ok(Split {
         train: load_nmnist_list(dir, "train1K.txt", timesteps, split_by)?,
         val: None,
+        train_long: None,
         test: load_nmnist_list(dir, "test100.txt", timesteps, split_by)?,
     })
 }

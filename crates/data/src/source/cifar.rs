@@ -45,6 +45,7 @@ pub(super) fn load(dir: &Path, kind: cifar::CifarKind) -> Result<Split, DataErro
     Ok(Split {
         train: part(&train_names, "train")?,
         val: None,
+        train_long: None,
         test: part(&test_names, "test")?,
     })
 }

@@ -40,6 +40,7 @@ pub(super) fn load(
     Ok(Split {
         train: event_set(name("train"), &single(pick(&tr), c.limit), f, &integ, c)?,
         val: None,
+        train_long: None,
         test: event_set(name("test"), &single(pick(&te), c.limit), f, &integ, c)?,
     })
 }

@@ -127,6 +127,7 @@ fn load_cub(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     Ok(Split {
         train: image_dataset(name("train"), &train, num_classes, c)?,
         val: None,
+        train_long: None,
         test: image_dataset(name("test"), &test, num_classes, c)?,
     })
 }
@@ -160,6 +161,7 @@ fn listed_split(
     Ok(Split {
         train: image_dataset(name("train"), &train, num_classes, c)?,
         val: None,
+        train_long: None,
         test: image_dataset(name("test"), &test, num_classes, c)?,
     })
 }

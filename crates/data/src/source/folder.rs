@@ -169,6 +169,7 @@ pub(super) fn load(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
         return Ok(Split {
             train: image_dataset(name("train"), &limit(train), n, c)?,
             val: None,
+            train_long: None,
             test: image_dataset(name("test"), &limit(test), n, c)?,
         });
     }
@@ -185,6 +186,7 @@ pub(super) fn load(root: &Path, c: &DataConfig) -> Result<Split, DataError> {
     Ok(Split {
         train: image_dataset(name("train"), &limit(pick(&tr)), classes.len(), c)?,
         val: None,
+        train_long: None,
         test: image_dataset(name("test"), &limit(pick(&te)), classes.len(), c)?,
     })
 }

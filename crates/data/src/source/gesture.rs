@@ -83,6 +83,7 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
     Ok(Split {
         train: event_set(name("train"), &files(train_files)?, f, &integ, c)?,
         val: None,
+        train_long: None,
         test: event_set(name("test"), &files(test_files)?, f, &integ, c)?,
     })
 }

@@ -53,6 +53,7 @@ pub(super) fn load(dir: &Path, c: &DataConfig, t: usize) -> Result<Split, DataEr
     Ok(Split {
         train: event_set(name("train"), &single(train, c.limit), f, &integ, c)?,
         val: None,
+        train_long: None,
         test: event_set(name("test"), &single(test, c.limit), f, &integ, c)?,
     })
 }

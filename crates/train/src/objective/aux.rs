@@ -64,6 +64,9 @@ pub struct LossExtras<'a> {
     pub aux: Option<&'a AuxModule>,
     /// The teacher's output on this batch (logits and stage), constants on the autodiff device.
     pub teacher: Option<&'a SnnOutput>,
+    /// The model's own output over the longer training window, from a second pass over the
+    /// batch's recordings integrated into that many frames (TSSD on event data).
+    pub long: Option<&'a SnnOutput>,
 }
 
 /// A frozen model whose outputs guide the student (BKD's ANN teacher).

@@ -246,6 +246,14 @@ pub trait Objective: Send + Sync {
         timesteps
     }
 
+    /// On event data with a longer training window (`train_timesteps(T) > T`): whether that
+    /// window is a second pass over the recordings integrated into `train_timesteps(T)` frames,
+    /// the student training on the `T`-frame binning it is tested on (true), or one pass over
+    /// the longer binning whose first `T` frames are the student (false).
+    fn rebins_long_window(&self) -> bool {
+        false
+    }
+
     /// A frozen teacher for `model`'s architecture on the plain `device`, loaded once per run
     /// (BKD's ANN). None by default.
     fn load_teacher(

@@ -38,8 +38,17 @@
 //!   runs. With direct (repeated) encoding the BN inputs of later steps differ only through the
 //!   membrane state, so the effect is small.
 //! * **`T_t = T_s + extra_timesteps`, `extra_timesteps = 2`** by default (the loop asks
-//!   [`Objective::train_timesteps`]); evaluation stays at `T_s`. Event datasets carry a fixed
-//!   number of frames (the extra ones do not exist), so the loop rejects TSSD on them.
+//!   [`Objective::train_timesteps`]); evaluation stays at `T_s`.
+//! * **Event data** (`event_teacher`): a recording integrated into `T_t` frames is not a
+//!   `T_s`-frame recording followed by extra frames — each frame holds `T_s/T_t` of the events.
+//!   With `event_teacher = "rebin"` (the default) the loop runs **two** passes per batch: the
+//!   student over the `T_s`-frame binning that validation and test use, the teacher over the
+//!   same recordings integrated into `T_t` frames ([`tks_data::Split::train_long`]); the
+//!   teacher's pass (detached by default) also updates BatchNorm's running statistics.
+//!   `event_teacher = "extend"` keeps the one-pass form on the `T_t`-frame binning: the student
+//!   then trains on the first `T_s` of `T_t` frames (`T_s/T_t` of each recording, in sparser
+//!   frames) and is tested on a binning it never saw — measured on NMNISTsmall as a truncate
+//!   curve peaking below `T_s`; kept to reproduce those runs.
 //! * **Detach**: both teachers are detached (`detach_teacher = true`): the extended output does
 //!   not get pulled toward the student, nor the final output toward the weak head; gradients of
 //!   `L_tsd` reach the network through the student window, those of `L_ssd` reach the head and
@@ -85,6 +94,20 @@ pub struct Tssd {
     pub temperature: f64,
     /// Stop gradients through both teachers.
     pub detach_teacher: bool,
+    /// How the temporal teacher sees event data (see the module docs).
+    pub event_teacher: EventTeacher,
+}
+
+/// How TSSD's longer-window teacher sees event recordings (static images are repeated, so one
+/// pass over `T_t` frames serves both windows there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventTeacher {
+    /// Two passes: the student on the `T_s`-frame binning, the teacher on the `T_t`-frame one.
+    #[default]
+    Rebin,
+    /// One pass over the `T_t`-frame binning; the student is its first `T_s` frames.
+    Extend,
 }
 
 impl Default for Tssd {
@@ -95,6 +118,7 @@ impl Default for Tssd {
             beta: 1.0,
             temperature: 4.0,
             detach_teacher: true,
+            event_teacher: EventTeacher::Rebin,
         }
     }
 }
@@ -160,27 +184,35 @@ impl Tssd {
         if self.detach_teacher { t.detach() } else { t }
     }
 
-    /// The three terms for `output` (logits over `T_t` steps, the stage when `head` is given).
+    /// The three terms for `output` (the stage when `head` is given). Without `long`, `output`
+    /// covers `T_t` steps and the student is its first `T_s`; with `long` (a second pass over
+    /// `T_t` frames, event data), `output` is the whole `T_s`-step student and `long` the teacher.
     pub fn parts(
         &self,
         output: &SnnOutput,
         targets: Tensor<1, Int>,
         head: Option<&TssdHead>,
+        long: Option<&SnnOutput>,
     ) -> TssdParts {
         let logits = output.logits.clone();
         let total = logits.dims()[0];
-        let t_s = if total > self.extra_timesteps {
+        let t_s = if long.is_none() && total > self.extra_timesteps {
             total - self.extra_timesteps
         } else {
             total
         };
         let z_s = mean_over_time(logits.clone().narrow(0, 0, t_s));
         let task = cross_entropy(z_s.clone(), targets);
-        let tsd = if t_s < total {
-            let z_t = self.teacher(mean_over_time(logits));
-            kl_divergence(z_t, z_s.clone(), self.temperature)
-        } else {
-            task.zeros_like()
+        let teacher_logits = match long {
+            Some(l) => Some(l.logits.clone()),
+            None => (t_s < total).then_some(logits),
+        };
+        let tsd = match teacher_logits {
+            Some(t) => {
+                let z_t = self.teacher(mean_over_time(t));
+                kl_divergence(z_t, z_s.clone(), self.temperature)
+            }
+            None => task.zeros_like(),
         };
         let ssd = match (head, &output.stage) {
             (Some(head), Some(stage)) => {
@@ -214,6 +246,10 @@ impl Objective for Tssd {
         timesteps + self.extra_timesteps
     }
 
+    fn rebins_long_window(&self) -> bool {
+        self.event_teacher == EventTeacher::Rebin
+    }
+
     fn init_aux(&self, shape: &AuxShape, device: &Device) -> Option<AuxModule> {
         Some(AuxModule::TssdHead(TssdHead::new(
             shape.stage[0],
@@ -224,7 +260,7 @@ impl Objective for Tssd {
 
     /// `L_task + α·L_tsd` (no head outside the loop; see the module docs).
     fn loss(&self, output: &SnnOutput, targets: Tensor<1, Int>, _progress: Progress) -> Tensor<1> {
-        self.combine(self.parts(output, targets, None))
+        self.combine(self.parts(output, targets, None, None))
     }
 
     fn loss_with(
@@ -238,7 +274,7 @@ impl Objective for Tssd {
             Some(AuxModule::TssdHead(h)) => Some(h),
             _ => None,
         };
-        self.combine(self.parts(output, targets, head))
+        self.combine(self.parts(output, targets, head, extras.long))
     }
 }
 
@@ -318,9 +354,10 @@ mod tests {
             beta: 0.25,
             temperature: 2.0,
             detach_teacher: true,
+            event_teacher: EventTeacher::Rebin,
         };
         let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
-        let parts = tssd.parts(&out, targets.clone(), Some(&head));
+        let parts = tssd.parts(&out, targets.clone(), Some(&head), None);
         let z_s = [1.0, 0.0];
         let z_t = [1.0, 1.0];
         let h = [1.0, -2.0];
@@ -339,6 +376,7 @@ mod tests {
             &LossExtras {
                 aux: Some(&aux),
                 teacher: None,
+                long: None,
             },
         );
         let want = task + 0.5 * tsd + 0.25 * ssd;
@@ -395,6 +433,7 @@ mod tests {
         let extras = LossExtras {
             aux: Some(&aux),
             teacher: None,
+            long: None,
         };
         let grads = Tssd::default()
             .loss_with(&out, targets, progress(), &extras)
@@ -419,9 +458,59 @@ mod tests {
             stage: None,
         };
         let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
-        let parts = Tssd::default().parts(&out, targets, None);
+        let parts = Tssd::default().parts(&out, targets, None, None);
         assert_eq!(vals(parts.tsd)[0], 0.0);
         assert!((vals(parts.task)[0] - 3f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_second_pass_is_the_teacher_and_the_whole_output_the_student() {
+        let device = Device::flex().autodiff();
+        // Student over T_s = 2 steps (the test binning), teacher over T_t = 3 (a second pass).
+        let student = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 3.0, 0.0], [2, 1, 2]),
+            &device,
+        )
+        .require_grad();
+        let teacher = Tensor::<3>::from_data(
+            TensorData::new(vec![0.0f32, 3.0, 0.0, 0.0, 3.0, 0.0], [3, 1, 2]),
+            &device,
+        )
+        .require_grad();
+        let out = SnnOutput {
+            logits: student.clone(),
+            stage: None,
+        };
+        let long = SnnOutput {
+            logits: teacher.clone(),
+            stage: None,
+        };
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
+        let tssd = Tssd::default();
+        let parts = tssd.parts(&out, targets.clone(), None, Some(&long));
+        // z_s = mean of both student steps = [2, 0]; z_t = [1, 1].
+        let task = -(2.0f64 - (2.0f64.exp() + 1.0).ln());
+        let tsd = kl_by_hand(&[1.0, 1.0], &[2.0, 0.0], tssd.temperature);
+        assert!((vals(parts.task.clone())[0] as f64 - task).abs() < 1e-5);
+        assert!((vals(parts.tsd.clone())[0] as f64 - tsd).abs() < 1e-5);
+        // The detached teacher gets no gradient; both student steps do.
+        let extras = LossExtras {
+            aux: None,
+            teacher: None,
+            long: Some(&long),
+        };
+        let grads = tssd
+            .loss_with(&out, targets, progress(), &extras)
+            .backward();
+        let g = vals(student.grad(&grads).unwrap());
+        assert!(g.iter().all(|v| v.abs() > 1e-6), "{g:?}");
+        assert!(teacher.grad(&grads).is_none());
+        assert!(tssd.rebins_long_window());
+        let extend = Tssd {
+            event_teacher: EventTeacher::Extend,
+            ..tssd
+        };
+        assert!(!extend.rebins_long_window());
     }
 
     #[test]

@@ -381,8 +381,19 @@ pub fn train_resumable(
                 Some(h) => h,
                 None => data.train.host_batch(chunk, augment_seed),
             }?;
-            let batch = host.to_batch(extras.train_timesteps, config.encoder, &train_device);
+            let batch = host.to_batch(extras.student_timesteps, config.encoder, &train_device);
             let output = model.forward_output(batch.frames, objective.needs_stage());
+            // TSSD on event data: the longer window is a second pass over the same recordings.
+            let long_output = match data.train_long.as_ref().filter(|_| extras.long_pass) {
+                Some(long) => {
+                    let frames = long
+                        .host_batch(chunk, augment_seed)?
+                        .to_batch(extras.train_timesteps, config.encoder, &train_device)
+                        .frames;
+                    Some(model.forward_output(frames, false))
+                }
+                None => None,
+            };
             let teacher_output = extras.teacher.as_ref().map(|teacher| {
                 let frames = host
                     .to_batch(extras.teacher_timesteps, config.encoder, device)
@@ -398,6 +409,7 @@ pub fn train_resumable(
             let loss_extras = LossExtras {
                 aux: aux.as_ref(),
                 teacher: teacher_output.as_ref(),
+                long: long_output.as_ref(),
             };
             let loss = objective.loss_with(&output, batch.targets, progress, &loss_extras);
             let mut loss_value = values(loss.clone())[0] as f64;
@@ -565,6 +577,10 @@ struct ObjectiveExtras {
     aux: Option<AuxModule>,
     /// Frames of a training forward pass (`objective.train_timesteps(T)`).
     train_timesteps: usize,
+    /// Frames of the student's pass: `train_timesteps`, or `T` with a second, longer pass.
+    student_timesteps: usize,
+    /// Whether a second pass runs over `Split::train_long` (TSSD on event data).
+    long_pass: bool,
 }
 
 /// Loads the objective's teacher, builds its auxiliary module from the probed stage shapes and
@@ -578,21 +594,36 @@ fn objective_extras(
     model: &Model,
     device: &Device,
 ) -> Result<ObjectiveExtras, TrainError> {
-    let fixed_frames = match data.train.kind {
+    let frames_of = |set: &Dataset| match set.kind {
         tks_data::SampleKind::Frames { timesteps } => Some(timesteps),
         tks_data::SampleKind::Static => None,
     };
+    let fixed_frames = frames_of(&data.train);
     let train_timesteps = objective.train_timesteps(config.timesteps);
     check_nonzero("train.timesteps", train_timesteps)?;
-    if let Some(t) = fixed_frames
-        && t != train_timesteps
+    let long_pass = train_timesteps != config.timesteps
+        && objective.rebins_long_window()
+        && fixed_frames.is_some()
+        && data.train_long.is_some();
+    let student_timesteps = if long_pass {
+        config.timesteps
+    } else {
+        train_timesteps
+    };
+    let long_set = data.train_long.as_ref().filter(|_| long_pass);
+    for (set, want) in std::iter::once((&data.train, student_timesteps))
+        .chain(long_set.map(|l| (l, train_timesteps)))
     {
-        return Err(TrainError::FramesMismatch {
-            data: data.train.name.clone(),
-            frames: t,
-            objective: objective.name(),
-            timesteps: train_timesteps,
-        });
+        if let Some(t) = frames_of(set)
+            && t != want
+        {
+            return Err(TrainError::FramesMismatch {
+                data: set.name.clone(),
+                frames: t,
+                objective: objective.name(),
+                timesteps: want,
+            });
+        }
     }
     let teacher = objective.load_teacher(model_config, device)?;
     let teacher_timesteps = match (&teacher, fixed_frames) {
@@ -621,6 +652,8 @@ fn objective_extras(
         teacher_timesteps,
         aux,
         train_timesteps,
+        student_timesteps,
+        long_pass,
     })
 }
 

@@ -17,7 +17,8 @@
 //! per_step = false
 //! # ls:  epsilon = 0.1
 //! # tet: lambda = 0.001, phi = 1.0
-//! # tssd: extra_timesteps = 2, alpha = 1.0, beta = 1.0, temperature = 4.0, detach_teacher = true
+//! # tssd: extra_timesteps = 2, alpha = 1.0, beta = 1.0, temperature = 4.0, detach_teacher = true,
+//! #       event_teacher = "rebin"   (or "extend": one pass, see objective::tssd)
 //! # bkd: teacher = "teacher.safetensors" (required), teacher_timesteps = 1, temperature = 2.0,
 //! #      logit_weight = 1.0, feature_weight = 0.002, mask_ratio = 0.15, wsld = true
 //! ```

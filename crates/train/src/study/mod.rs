@@ -169,8 +169,10 @@ impl RunSpec {
     /// read with today's defaults for fields added since, equals the [portable
     /// configuration](Self::portable_config). (A hash of the text would call every summary stale
     /// whenever a new configuration field appears.)
+    /// A summary whose configuration lacks a field of [`CHANGED_DEFAULTS`] does not match.
     pub fn matches(&self, record: &RunRecord) -> bool {
         record.key == self.key
+            && !lacks_changed_default(&record.config)
             && RunConfig::from_toml(&record.config, &record.key)
                 .is_ok_and(|c| c == self.portable_config())
     }
@@ -183,6 +185,27 @@ impl RunSpec {
         let digest = sha2::Sha256::digest(text.as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// `[objective]` fields added with a default that *changed* what a run does: a summary of that
+/// objective made before the field existed (its configuration lacks it) was made with the old
+/// behaviour, so reading it with today's default would wrongly call it current. TSSD's
+/// `event_teacher`: absent means the one-pass event input (`"extend"`), the default is `"rebin"`.
+pub const CHANGED_DEFAULTS: &[(&str, &str)] = &[("tssd", "event_teacher")];
+
+/// Whether the configuration text `config` (a summary's) lacks a [`CHANGED_DEFAULTS`] field of
+/// its objective; unreadable text counts as lacking.
+pub fn lacks_changed_default(config: &str) -> bool {
+    let Ok(table) = toml::from_str::<toml::Table>(config) else {
+        return true;
+    };
+    let Some(objective) = table.get("objective").and_then(|o| o.as_table()) else {
+        return false;
+    };
+    let name = objective.get("name").and_then(|n| n.as_str()).unwrap_or("");
+    CHANGED_DEFAULTS
+        .iter()
+        .any(|(o, field)| *o == name && !objective.contains_key(*field))
 }
 
 fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> ConfigError {
@@ -413,6 +436,25 @@ mod tests {
         hashes.sort_unstable();
         hashes.dedup();
         assert_eq!(hashes.len(), runs.len());
+    }
+
+    #[test]
+    fn summaries_without_a_changed_default_are_stale() {
+        let old = "[objective]\nname = \"tssd\"\nalpha = 1.0\n[train]\nepochs = 1\n";
+        assert!(lacks_changed_default(old));
+        let new = "[objective]\nname = \"tssd\"\nevent_teacher = \"rebin\"\n";
+        assert!(!lacks_changed_default(new));
+        // Other objectives, and configurations without [objective], are untouched.
+        assert!(!lacks_changed_default("[objective]\nname = \"tks\"\n"));
+        assert!(!lacks_changed_default("[train]\nepochs = 1\n"));
+        assert!(lacks_changed_default("[objective\n"));
+        // A configuration written today carries the field.
+        let text = toml::to_string(&RunConfig {
+            objective: crate::objective::ObjectiveConfig::Tssd(Default::default()),
+            ..RunConfig::default()
+        })
+        .unwrap();
+        assert!(!lacks_changed_default(&text), "{text}");
     }
 
     #[test]

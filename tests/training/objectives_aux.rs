@@ -123,13 +123,6 @@ fn tssd_on_events(event_teacher: &str) -> RunConfig {
     .expect("config parses")
 }
 
-fn frames(set: &tks::data::Dataset) -> Option<usize> {
-    match set.kind {
-        tks::data::SampleKind::Frames { timesteps } => Some(timesteps),
-        tks::data::SampleKind::Static => None,
-    }
-}
-
 #[test]
 fn tssd_on_events_trains_the_student_on_the_test_binning() {
     // The default: the student on the 4-frame binning validation and test use, the teacher on
@@ -137,10 +130,10 @@ fn tssd_on_events_trains_the_student_on_the_test_binning() {
     let config = tssd_on_events("rebin");
     let data = config.load_data().expect("dvsdigits loads");
     let long = data.train_long.as_ref().expect("a 6-frame training set");
-    assert_eq!(frames(&data.train), Some(4));
-    assert_eq!(frames(&data.test), Some(4));
-    assert_eq!(frames(data.val.as_ref().unwrap()), Some(4));
-    assert_eq!(frames(long), Some(6));
+    assert_eq!(data.train.kind.frames(), Some(4));
+    assert_eq!(data.test.kind.frames(), Some(4));
+    assert_eq!(data.val.as_ref().unwrap().kind.frames(), Some(4));
+    assert_eq!(long.kind.frames(), Some(6));
     assert_eq!(long.labels, data.train.labels);
     // Both binnings hold the same events: equal totals per sample.
     let per = |set: &tks::data::Dataset, i: usize| -> f64 {
@@ -187,8 +180,8 @@ fn tssd_on_events_extend_keeps_the_one_pass_form() {
     let config = tssd_on_events("extend");
     let data = config.load_data().expect("dvsdigits loads");
     assert!(data.train_long.is_none());
-    assert_eq!(frames(&data.train), Some(6));
-    assert_eq!(frames(&data.test), Some(4));
+    assert_eq!(data.train.kind.frames(), Some(6));
+    assert_eq!(data.test.kind.frames(), Some(4));
     let outcome = run(&config, &subset(&data, 64));
     assert!(outcome.history[0].loss.is_finite());
     let e = RunConfig::from_toml(

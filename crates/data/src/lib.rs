@@ -46,6 +46,16 @@ pub enum SampleKind {
     },
 }
 
+impl SampleKind {
+    /// Frames per sample of event data; `None` for static images.
+    pub fn frames(self) -> Option<usize> {
+        match self {
+            SampleKind::Frames { timesteps } => Some(timesteps),
+            SampleKind::Static => None,
+        }
+    }
+}
+
 /// Where the samples of a [`Dataset`] live.
 #[derive(Debug, Clone, Default)]
 pub enum Storage {

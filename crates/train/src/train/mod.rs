@@ -594,11 +594,7 @@ fn objective_extras(
     model: &Model,
     device: &Device,
 ) -> Result<ObjectiveExtras, TrainError> {
-    let frames_of = |set: &Dataset| match set.kind {
-        tks_data::SampleKind::Frames { timesteps } => Some(timesteps),
-        tks_data::SampleKind::Static => None,
-    };
-    let fixed_frames = frames_of(&data.train);
+    let fixed_frames = data.train.kind.frames();
     let train_timesteps = objective.train_timesteps(config.timesteps);
     check_nonzero("train.timesteps", train_timesteps)?;
     let long_pass = train_timesteps != config.timesteps
@@ -614,7 +610,7 @@ fn objective_extras(
     for (set, want) in std::iter::once((&data.train, student_timesteps))
         .chain(long_set.map(|l| (l, train_timesteps)))
     {
-        if let Some(t) = frames_of(set)
+        if let Some(t) = set.kind.frames()
             && t != want
         {
             return Err(TrainError::FramesMismatch {

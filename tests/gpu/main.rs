@@ -71,6 +71,8 @@ fn config(objective: ObjectiveConfig) -> RunConfig {
     if let tks::model::ModelConfig::SmallCnn(m) = &mut c.model {
         m.channels = [8, 16];
     }
+    // The embedded digits: 1×8×8 frames, 10 classes (what `tks train` resolves from the data).
+    c.model.resolve([1, 8, 8], 10, "digits").unwrap();
     c
 }
 

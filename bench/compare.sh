@@ -10,8 +10,8 @@
 # Creates a Python venv (default ~/.cache/tks-bench-venv, override with VENV=...), installs
 # torch (from the default PyPI index, or $TORCH_INDEX, e.g. the PyTorch CPU-wheel index where it
 # can be reached: its CPU kernels are the same and it is gigabytes smaller), numpy and
-# spikingjelly, builds `tks` in release
-# mode, then for each configuration runs $ROUNDS rounds (default 3) of: reference (`--impl ref`),
+# spikingjelly, builds `tks` in release mode, then for each configuration runs $ROUNDS rounds
+# (default 3) of: reference (`--impl ref`),
 # SpikingJelly (`--impl sj`) and `tks bench`, each a fresh process. Interleaving them in rounds
 # keeps a drift of the shared host (a neighbour starting, thermal or frequency changes) from
 # showing up as a ratio: each ratio is computed within a round, and the table gives the median

@@ -36,11 +36,12 @@ pub struct KernelOverrides {
     conv_mode: Option<ConvMode>,
     max_density: [Option<f32>; 2],
     pack_spikes: Option<bool>,
+    recompute_conv: Option<bool>,
 }
 
 impl KernelOverrides {
     /// Reads `TKS_LAYER_PATH`, `TKS_LIF_PATH`, `TKS_CONV_MODE`, `TKS_SPARSE_MAX_DENSITY`,
-    /// `TKS_SPARSE_MAX_DENSITY_DW` and `TKS_PACK_SPIKES` through `var`, then `--conv-mode`. A
+    /// `TKS_SPARSE_MAX_DENSITY_DW`, `TKS_PACK_SPIKES` and `TKS_RECOMPUTE_CONV` through `var`, then `--conv-mode`. A
     /// value that cannot be used is an error naming the variable and the value.
     pub fn read(
         var: impl Fn(&str) -> Option<String>,
@@ -83,13 +84,16 @@ impl KernelOverrides {
                 }
             }
         }
-        if let Some(v) = var("TKS_PACK_SPIKES") {
-            o.pack_spikes = Some(match v.as_str() {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                _ => bail!("environment variable TKS_PACK_SPIKES = `{v}`: expected 0 or 1"),
-            });
-        }
+        let switch = |name: &str| -> anyhow::Result<Option<bool>> {
+            match var(name).as_deref() {
+                None => Ok(None),
+                Some("1" | "true") => Ok(Some(true)),
+                Some("0" | "false") => Ok(Some(false)),
+                Some(v) => bail!("environment variable {name} = `{v}`: expected 0 or 1"),
+            }
+        };
+        o.pack_spikes = switch("TKS_PACK_SPIKES")?;
+        o.recompute_conv = switch("TKS_RECOMPUTE_CONV")?;
         if let Some(m) = conv_mode_flag {
             o.conv_mode = Some(m.into());
         }
@@ -123,6 +127,9 @@ impl KernelOverrides {
         if let Some(p) = self.pack_spikes {
             policy.pack_spikes = p;
         }
+        if let Some(r) = self.recompute_conv {
+            policy.recompute_conv = r;
+        }
         policy
     }
 }
@@ -148,6 +155,7 @@ mod tests {
                 ("TKS_LIF_PATH", "ref"),
                 ("TKS_SPARSE_MAX_DENSITY_DW", "0.3"),
                 ("TKS_PACK_SPIKES", "1"),
+                ("TKS_RECOMPUTE_CONV", "true"),
             ]),
             None,
         )
@@ -158,6 +166,7 @@ mod tests {
         assert_eq!(p.layers, LayerPath::Fused);
         assert_eq!(p.sparse_max_density_dw, 0.3);
         assert!(p.pack_spikes);
+        assert!(p.recompute_conv);
         let flag = KernelOverrides::read(
             env(&[("TKS_CONV_MODE", "dense")]),
             Some(ConvModeArg::Sparse),

@@ -63,12 +63,15 @@ impl SparsePass {
         }
     }
 
-    /// The default break-even density, measured with `tks bench --conv-micro` and whole
-    /// training steps (the weight gradient's dense alternative, an accumulating gemm per
-    /// sample, is slower than the forward's, so the sparse path pays off up to denser inputs).
+    /// The default break-even density, measured with `tks bench --conv-micro` and per layer
+    /// in whole VGG-SNN training steps: the forward's sparse path (the output-stationary gather
+    /// for ≥ 64 binary channels, the scatter otherwise) still beat the dense one on every
+    /// layer at the 45–46 % non-zeros of the average-pooled inputs (by 3–25 %, fastest of 8
+    /// steps); the weight gradient's dense alternative, an accumulating gemm per sample, is
+    /// slower than the forward's.
     pub fn default_max_density(self) -> f32 {
         match self {
-            SparsePass::Forward => 0.25,
+            SparsePass::Forward => 0.5,
             SparsePass::WeightGradient => 0.5,
         }
     }
@@ -137,6 +140,11 @@ pub struct KernelPolicy {
     /// Keep binary conv inputs for backward as one byte per value instead of f32: ≈ 7 % off
     /// peak training memory (VGG-SNN T=8) for a pass over the spikes per conv (≈ 5 % of a step).
     pub pack_spikes: bool,
+    /// In training, conv → BatchNorm → LIF/IF blocks keep no conv output for the backward,
+    /// which convolves the kept input again ([`crate::layer::fused_conv_bn_lif`]): the largest
+    /// share of peak training memory gone for one more forward convolution per block and step.
+    /// Gradients are bit-identical.
+    pub recompute_conv: bool,
     /// In a data-parallel run, the collective BatchNorm layers take their training statistics
     /// over (every rank's samples, [`crate::layer::sync_bn`]); `None`: this process's batch
     /// alone. Set by the training loop, never serialised.
@@ -153,6 +161,7 @@ impl Default for KernelPolicy {
             sparse_max_density: SparsePass::Forward.default_max_density(),
             sparse_max_density_dw: SparsePass::WeightGradient.default_max_density(),
             pack_spikes: false,
+            recompute_conv: false,
             bn_sync: None,
         }
     }
@@ -251,16 +260,21 @@ impl KernelPolicy {
         Ok(())
     }
 
-    /// One line for logs and run records: `layers=fused neurons=fused conv=auto(0.25/0.5)`.
+    /// One line for logs and run records: `layers=fused neurons=fused conv=auto(0.5/0.5)`.
     pub fn summary(&self) -> String {
         format!(
-            "layers={} neurons={} conv={}({}/{}){}{}",
+            "layers={} neurons={} conv={}({}/{}){}{}{}",
             self.layers.name(),
             self.neurons.name(),
             self.conv_mode.name(),
             self.sparse_max_density,
             self.sparse_max_density_dw,
             if self.pack_spikes { " pack_spikes" } else { "" },
+            if self.recompute_conv {
+                " recompute_conv"
+            } else {
+                ""
+            },
             match self.bn_sync {
                 Some(s) => format!(" sync_bn({} ranks)", s.collective().size()),
                 None => String::new(),
@@ -344,8 +358,8 @@ mod tests {
     #[test]
     fn choice_follows_the_mode() {
         let p = KernelPolicy::default();
-        assert!(p.choose_sparse_at(0.25, SparsePass::Forward));
-        assert!(!p.choose_sparse_at(0.26, SparsePass::Forward));
+        assert!(p.choose_sparse_at(0.5, SparsePass::Forward));
+        assert!(!p.choose_sparse_at(0.51, SparsePass::Forward));
         assert!(p.choose_sparse_at(0.5, SparsePass::WeightGradient));
         assert!(
             !p.with_conv_mode(ConvMode::Dense)

@@ -103,6 +103,13 @@ pub fn record_linear<const D: usize>(x: &Tensor<D>, y: &Tensor<D>, layer: &burn:
 
 /// Called by the conv layers: records one convolution's input `x` `[N, C, H, W]` and output `y`.
 /// Does nothing (one flag check) unless a recording is active.
+/// Whether a recording is under way on this thread (the recording ops then look at their
+/// inputs and outputs).
+pub fn recording() -> bool {
+    RECORDER.with(|r| r.borrow().is_some())
+}
+
+/// Records one conv layer's input and dense MACs when a recording is under way.
 pub fn record_conv(x: &Tensor<4>, y: &Tensor<4>, conv: &burn::nn::conv::Conv2d) {
     let active = RECORDER.with(|r| r.borrow().is_some());
     if !active {

@@ -25,6 +25,7 @@ use crate::kernels::{KernelPolicy, SetKernels};
 pub mod fused_bn;
 pub mod fused_bn_lif;
 pub mod fused_conv;
+pub mod fused_conv_bn_lif;
 pub mod fused_ops;
 pub mod fused_pool;
 pub mod sync_bn;
@@ -415,14 +416,27 @@ impl ConvBnSpike {
     /// `[T, B, C_in, H, W]` → spikes `[T, B, C_out, H', W']`.
     ///
     /// In training on the fused paths, BatchNorm and a LIF/IF neuron run as one op
-    /// ([`fused_bn_lif`]).
+    /// ([`fused_bn_lif`]), or with [`KernelPolicy::recompute_conv`] the conv too
+    /// ([`fused_conv_bn_lif`]: no conv output kept for the backward).
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         let spikes = match &self.conv_bn.bn {
             Some(bn) if fused_bn_lif::supports(bn, &self.neuron, &self.conv_bn.kernels, &x) => {
                 let steps = x.dims()[0];
+                let (conv, policy) = (&self.conv_bn.conv, &self.conv_bn.kernels);
                 seq(x, |x| {
-                    let (y, _) = self.conv_bn.conv(x);
-                    fused_bn_lif::forward_train(bn, &self.neuron.config, y, steps)
+                    if fused_conv_bn_lif::supports(conv, policy, &x) {
+                        fused_conv_bn_lif::forward_train(
+                            conv,
+                            bn,
+                            &self.neuron.config,
+                            x,
+                            steps,
+                            policy,
+                        )
+                    } else {
+                        let (y, _) = self.conv_bn.conv(x);
+                        fused_bn_lif::forward_train(bn, &self.neuron.config, y, steps)
+                    }
                 })
             }
             _ => self.neuron.forward(self.conv_bn.forward(x)),

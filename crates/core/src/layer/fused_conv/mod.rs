@@ -23,9 +23,9 @@
 //! transposed output tile (`out_t` `[rows·W', C_out]`, sized for L1), turned back into
 //! `[C_out, P]` tile by tile. The
 //! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
-//! at every call and takes the sparse path at or below [`KernelPolicy::max_density`] — 0.25 for the
-//! forward, 0.5 for the weight gradient (the break-even measured by `tks bench --conv-micro`
-//! and whole training steps); the inference forward (no autodiff) takes the same choice, so
+//! at every call and takes the sparse path at or below [`KernelPolicy::max_density`] — 0.5 for the
+//! forward and the weight gradient (the break-even measured by `tks bench --conv-micro`
+//! and per layer in whole training steps); the inference forward (no autodiff) takes the same choice, so
 //! spike-sparse inference needs no flag. At inference BatchNorm is folded into the
 //! convolution ([`forward_folded_bn`]).
 //!
@@ -107,7 +107,7 @@ pub fn take_stats() -> ConvStats {
 }
 
 /// The symmetric padding of `conv` on every side, if it has one (`Valid` = 0).
-fn symmetric_padding(conv: &Conv2d) -> Option<usize> {
+pub(crate) fn symmetric_padding(conv: &Conv2d) -> Option<usize> {
     match conv.padding {
         PaddingConfig2d::Valid => Some(0),
         PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
@@ -145,7 +145,7 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>, policy: &KernelPolicy) -> Tensor<4> 
 }
 
 /// `conv`'s bias, or zeros `[C_out]` when it has none.
-fn bias_or_zeros(conv: &Conv2d, device: &burn::tensor::Device) -> Tensor<1> {
+pub(crate) fn bias_or_zeros(conv: &Conv2d, device: &burn::tensor::Device) -> Tensor<1> {
     match &conv.bias {
         Some(b) => b.val(),
         None => Tensor::zeros([conv.weight.val().dims()[0]], device),

@@ -5,8 +5,8 @@
 mod common;
 
 mod fused_bn_lif;
-mod fused_conv_bn_lif;
 mod fused_conv;
+mod fused_conv_bn_lif;
 mod fused_layers;
 mod golden_lif;
 mod gradcheck;

@@ -36,8 +36,8 @@ use super::fused_bn_lif::{self, BnLifOps};
 use super::fused_conv::{self, ConvOps};
 use super::fused_ops::register_grads;
 use crate::kernels::KernelPolicy;
-use crate::neuron::fused::LifSpec;
 use crate::neuron::NeuronConfig;
+use crate::neuron::fused::LifSpec;
 
 /// Whether [`forward_train`] runs `conv` on `x` `[T·B, C_in, H, W]` in a block whose
 /// BatchNorm and neuron already take the fused BN-LIF op ([`fused_bn_lif::supports`]): the
@@ -189,13 +189,7 @@ impl ConvBnLifOps for Flex {
         let (dy, dgamma, dbeta) =
             <Flex as BnLifOps>::bn_lif_train_backward(y, gamma, beta, mean, var, p.bn_lif, grad);
         let (dx, dw, db) = <Flex as ConvOps>::conv2d_spk_backward(
-            x,
-            w,
-            dy,
-            p.stride,
-            p.padding,
-            input_grad,
-            p.policy,
+            x, w, dy, p.stride, p.padding, input_grad, p.policy,
         );
         (dx, dw, db, dgamma, dbeta)
     }

@@ -125,7 +125,8 @@ pub trait ConvBnLifOps: Backend {
     /// `(dx, dweight, dbias, dgamma, dbeta)` for `dL/dspikes = grad`, from the kept input `x`
     /// (f32, or spikes packed to u8), the weight, bias, γ, β and the forward's statistics;
     /// `dx` is an empty `[0]` tensor when `input_grad` is false.
-    #[allow(clippy::too_many_arguments)]
+    // The extension macro reads the return type as written, so no `Five<_>` alias here.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn conv_bn_lif_train_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -18,6 +18,9 @@
 # over rounds with its min–max, beside the load average. Ratios: tks/PyTorch and tks/SpikingJelly
 # for throughput (samples/s, by the fastest step; higher = tks faster) and peak RSS (lower = tks
 # leaner), and for tks its peak RSS at each T over its peak at the smallest T of the same model.
+# On $LEAN_CONFIGS (default vggsnn:4 vggsnn:16) each round also runs tks with the memory-lean
+# kernel policy (TKS_RECOMPUTE_CONV=1 TKS_PACK_SPIKES=1: conv inputs kept as bytes, conv outputs
+# recomputed in the backward) as `tks-lean`: its memory and its time cost against plain tks.
 # Then, unless INFER=0, the same for inference on $INFER_CONFIGS (default: the training grid up
 # to T=8): each network is trained for $TRAIN_STEPS steps (default 40) and timed for
 # $INFER_STEPS forward passes in eval mode (bench/infer_reference.py for PyTorch and
@@ -36,6 +39,7 @@ threads="${THREADS:-2}"
 configs="${CONFIGS:-vggsnn:4 vggsnn:8 vggsnn:16 smallcnn:4}"
 infer_configs="${INFER_CONFIGS:-vggsnn:4 vggsnn:8 smallcnn:4}"
 rounds="${ROUNDS:-3}"
+lean_configs="${LEAN_CONFIGS:-vggsnn:4 vggsnn:16}"
 torch_index="${TORCH_INDEX:-}"
 out="${OUT:-$here/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 python="${PYTHON:-python3}"
@@ -90,6 +94,11 @@ for cfg in $configs; do
     fi
     echo "== $model T=$T B=$batch round $round/$rounds: tks" >&2
     RAYON_NUM_THREADS="$threads" record tks "$cfg" "$round" "$tks" bench "${common[@]}" --no-compare-lif --no-compare-layers
+    if [[ " $lean_configs " == *" $cfg "* ]]; then
+      echo "== $model T=$T B=$batch round $round/$rounds: tks, memory-lean policy" >&2
+      TKS_RECOMPUTE_CONV=1 TKS_PACK_SPIKES=1 RAYON_NUM_THREADS="$threads" \
+        record tks-lean "$cfg" "$round" "$tks" bench "${common[@]}" --no-compare-lif --no-compare-layers
+    fi
   done
 done
 

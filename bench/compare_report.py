@@ -64,6 +64,7 @@ def main(path):
     fastest = lambda o, k: o["ms_per_step_min"] / k["ms_per_step_min"]
     by_mean = lambda o, k: o["ms_per_step"] / k["ms_per_step"]
     memory = lambda o, k: k["peak_rss_mib"] / o["peak_rss_mib"]
+    slower = lambda o, k: k["ms_per_step_min"] / o["ms_per_step_min"]
     for cfg, rounds in train.items():
         model, T = cfg.split(":")
         any_tks = next(d["tks"] for d in rounds.values() if "tks" in d)
@@ -104,6 +105,38 @@ def main(path):
     if scaling:
         print()
         print("tks peak training memory against T (medians over rounds): " + "; ".join(scaling) + ".")
+
+    # the memory-lean policy (conv inputs as bytes, conv outputs recomputed): memory and time cost
+    lean = {cfg: r for cfg, r in train.items() if any("tks-lean" in d for d in r.values())}
+    if lean:
+        print()
+        print("Memory-lean kernel policy (`TKS_RECOMPUTE_CONV=1 TKS_PACK_SPIKES=1`) against plain tks, "
+              "same rounds:")
+        print()
+        print("| config | peak RSS MiB, median: tks · lean | lean/tks memory | lean/PyTorch memory "
+              "| lean step time / tks step time (fastest step) | lean/PyTorch throughput |")
+        print("|---|---|---|---|---|---|")
+        lean_peaks = {}
+        for cfg, rounds in lean.items():
+            model, T = cfg.split(":")
+            peaks = [d["tks-lean"]["peak_rss_mib"] for d in rounds.values() if "tks-lean" in d]
+            lean_peaks.setdefault(model, {})[int(T)] = statistics.median(peaks)
+            mem, _ = spread(per_round(rounds, lambda d: ratio(d, "tks", "tks-lean", memory)))
+            mem_t, medians[(cfg, "lean_mem_torch")] = spread(
+                per_round(rounds, lambda d: ratio(d, "torch", "tks-lean", memory)))
+            cost, medians[(cfg, "lean_cost")] = spread(
+                per_round(rounds, lambda d: ratio(d, "tks", "tks-lean", slower)))
+            thr, _ = spread(per_round(rounds, lambda d: ratio(d, "torch", "tks-lean", fastest)))
+            plain = [d["tks"]["peak_rss_mib"] for d in rounds.values() if "tks" in d]
+            print(f"| {model} T={T} | {statistics.median(plain):.0f} · {statistics.median(peaks):.0f} | {mem} "
+                  f"| {mem_t} | {cost} | {thr} |")
+        for model, peaks in lean_peaks.items():
+            if len(peaks) > 1:
+                t0, t1 = min(peaks), max(peaks)
+                medians[(f"{model}:{t1}", "lean_mem_vs_T")] = peaks[t1] / peaks[t0]
+                print()
+                print(f"lean peak against T: {model} T={t1} / T={t0} = {peaks[t1]:.0f} / {peaks[t0]:.0f} MiB "
+                      f"= {peaks[t1] / peaks[t0]:.2f}×.")
 
     infer = {cfg: r for cfg, r in by.items() if any("tks-infer" in d for d in r.values())}
     if infer:
@@ -147,6 +180,10 @@ def main(path):
                    lambda v: v <= 0.15))
     checks.append(("vggsnn:16 tks peak memory ≤ 1.5× its T=4 peak", medians.get(("vggsnn:16", "mem_vs_T")),
                    lambda v: v <= 1.5))
+    checks.append(("vggsnn:16 peak training memory ≤ 0.15× PyTorch, memory-lean policy",
+                   medians.get(("vggsnn:16", "lean_mem_torch")), lambda v: v <= 0.15))
+    checks.append(("vggsnn:16 tks peak memory ≤ 1.5× its T=4 peak, memory-lean policy",
+                   medians.get(("vggsnn:16", "lean_mem_vs_T")), lambda v: v <= 1.5))
     checks.append(("vggsnn:4 spike-aware inference ≥ 2× PyTorch eval", medians.get(("vggsnn:4", "infer_torch")),
                    lambda v: v >= 2.0))
     for what, value, ok in checks:

@@ -233,6 +233,8 @@ pub struct BenchResult {
     pub malloc_tuned: bool,
     /// 1-minute load average at the start and the end (a busy machine makes timings noisy).
     pub loadavg_1m_start_end: [f64; 2],
+    /// The kernel policy of the main measurement ([`KernelPolicy::summary`]).
+    pub kernels: String,
     /// The main measurement.
     #[serde(flatten)]
     pub main: Timing,
@@ -531,6 +533,12 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResult> {
         rss_start_mib,
         malloc_tuned,
         loadavg_1m_start_end: [round(load0, 2), round(loadavg(), 2)],
+        kernels: KernelPolicy {
+            layers: config.layer_path,
+            neurons: config.lif_path,
+            ..config.kernels
+        }
+        .summary(),
         main,
         other_lif_path: other,
         lif_reference_over_fused: ratio,

@@ -35,7 +35,9 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
 use super::fused_bn::{self, kernel as bn};
-use super::fused_ops::{constants, f32_values, flex_tensor, register_grads, zeroed};
+use super::fused_ops::{
+    constants, f32_values, flex_tensor, register_grads, whole_unique_f32, zeroed,
+};
 use crate::kernels::{KernelPolicy, LayerPath, LifPath};
 use crate::neuron::fused::{self as lif, BLOCK, LifSpec};
 use crate::neuron::{Neuron, NeuronConfig};
@@ -178,15 +180,29 @@ impl BnLifOps for Flex {
         assert_eq!(grad.shape().to_vec(), shape, "fused BN-LIF: gradient shape");
         let (d, neurons) = dims(&shape, p.steps);
         let c = d[1];
-        let (xs, gs) = (f32_values(&x), f32_values(&grad));
+        let xs = f32_values(&x);
         let (gam, bs) = (f32_values(&gamma), f32_values(&beta));
         let (mu, var) = (f32_values(&mean), f32_values(&variance));
         let blocks = neurons.div_ceil(BLOCK);
         let sums: Vec<BlockSums> = (0..blocks).map(|_| Mutex::new(Vec::new())).collect();
         let norm = Normalise::new(d, &mu, &var, &gam, &bs, p.epsilon, Some(&sums));
-        // Pass 1: dx ← dL/dy, with the per-channel sums.
-        let mut dx = zeroed(xs.len());
-        lif::kernel::backward_from(&norm, &xs, &gs, &mut dx, p.steps, neurons, &p.spec);
+        // Pass 1: dx ← dL/dy, with the per-channel sums; in the incoming gradient's own
+        // buffer when this op holds the only reference to it (as the autodiff graph hands
+        // it over), which saves a `[T·B, C, H, W]` buffer at the backward's peak.
+        let mut grad = grad;
+        let mut fresh = Vec::new();
+        let dx: &mut [f32] = match whole_unique_f32(&mut grad, xs.len()) {
+            Some(g) => {
+                lif::kernel::backward_from_in_place(&norm, &xs, g, p.steps, neurons, &p.spec);
+                g
+            }
+            None => {
+                let gs = f32_values(&grad);
+                fresh = zeroed(xs.len());
+                lif::kernel::backward_from(&norm, &xs, &gs, &mut fresh, p.steps, neurons, &p.spec);
+                &mut fresh
+            }
+        };
         // Per-channel totals in block order (a fixed order: reproducible).
         let mut totals = vec![(0.0f64, 0.0f64); c];
         for block in sums {
@@ -200,7 +216,7 @@ impl BnLifOps for Flex {
         let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
         bn::apply_gradient(
             &xs,
-            &mut dx,
+            dx,
             &gam,
             &mu,
             &var,
@@ -210,8 +226,13 @@ impl BnLifOps for Flex {
             &mut dgamma,
             &mut dbeta,
         );
+        let dx = if fresh.is_empty() {
+            grad
+        } else {
+            flex_tensor(fresh, shape)
+        };
         (
-            flex_tensor(dx, shape),
+            dx,
             flex_tensor(dgamma, vec![c]),
             flex_tensor(dbeta, vec![c]),
         )

@@ -25,12 +25,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Autodiff, AutodiffBackend, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension,
-};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::fused_bn_lif::{self, BnLifOps};
 use super::fused_conv::{self, ConvOps};
@@ -175,18 +173,9 @@ impl ConvBnLifOps for Flex {
         p: Params,
         input_grad: bool,
     ) -> Five<FlexTensor> {
-        // The forward convolution again, on the input as it was (unpacked if packed).
-        let x_f32 = match x.dtype() {
-            DType::U8 => {
-                let bytes = x.to_contiguous();
-                let v: Vec<f32> = (bytes.as_slice::<u8>().expect("u8 spikes").iter())
-                    .map(|&s| f32::from(s))
-                    .collect();
-                FlexTensor::from_data(TensorData::new(v, x.shape().to_vec()))
-            }
-            _ => x.clone(),
-        };
-        let y = <Flex as ConvOps>::conv2d_spk(x_f32, w.clone(), b, p.stride, p.padding, p.policy);
+        // The forward convolution again, on the input as it was kept (bytes when packed).
+        let y =
+            <Flex as ConvOps>::conv2d_spk(x.clone(), w.clone(), b, p.stride, p.padding, p.policy);
         let (dy, dgamma, dbeta) =
             <Flex as BnLifOps>::bn_lif_train_backward(y, gamma, beta, mean, var, p.bn_lif, grad);
         let (dx, dw, db) = <Flex as ConvOps>::conv2d_spk_backward(

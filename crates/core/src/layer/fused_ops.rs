@@ -34,6 +34,19 @@ pub(crate) fn f32_values(x: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// The whole buffer of `x` for writing in place, when `x` is an f32 tensor of `len` values
+/// that owns its buffer alone, row-major from its start (as a backward step's incoming
+/// gradient usually is); `None` otherwise (the caller then writes a fresh buffer).
+pub(crate) fn whole_unique_f32(x: &mut FlexTensor, len: usize) -> Option<&mut [f32]> {
+    let whole = x.dtype() == DType::F32
+        && x.layout().contiguous_offsets() == Some((0, len))
+        && x.storage::<f32>().len() == len;
+    if !whole {
+        return None;
+    }
+    x.try_storage_mut::<f32>()
+}
+
 /// A Flex tensor owning `values` with `shape`.
 pub(crate) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))

@@ -226,9 +226,9 @@ fn for_samples(n: usize, body: impl Fn(usize, usize) + Send + Sync) {
 ///
 /// # Safety
 /// `out_p` is valid for `N·C_out·P` writes and nothing else accesses them meanwhile.
-pub(crate) unsafe fn forward(
+pub(crate) unsafe fn forward<V: Value>(
     g: &Geom,
-    x: &[f32],
+    x: &[V],
     w: &[f32],
     b: &[f32],
     out_p: OutPtr,
@@ -276,7 +276,8 @@ pub(crate) unsafe fn forward(
     } else {
         for_samples(g.n, |a, z| {
             with_scratch(|scratch| {
-                let (col, _, _, _) = scratch.sized(if g.pointwise() { 0 } else { k * p }, 0);
+                let direct = g.pointwise() && V::as_f32(x).is_some();
+                let (col, _, _, _) = scratch.sized(if direct { 0 } else { k * p }, 0);
                 for s in a..z {
                     // SAFETY: sample `s`'s output belongs to this worker only.
                     let o = unsafe { out_p.zeroed(s * co * p, co * p) };
@@ -284,11 +285,12 @@ pub(crate) unsafe fn forward(
                         orow.fill(b[c]);
                     }
                     let xs = &x[s * in_len..(s + 1) * in_len];
-                    let cols: &[f32] = if g.pointwise() {
-                        xs
-                    } else {
-                        im2col(g, xs, col);
-                        col
+                    let cols: &[f32] = match V::as_f32(xs) {
+                        Some(xs) if g.pointwise() => xs,
+                        _ => {
+                            im2col(g, xs, col);
+                            col
+                        }
                     };
                     matmul(co, p, k, o, true, w, (k, 1), cols, (p, 1));
                 }

@@ -51,6 +51,26 @@ fn dims4(x: &FlexTensor, what: &str) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
+/// The forward on input values of either type: measures the density, picks the path and
+/// writes all N·C_out·P outputs to `out`.
+///
+/// # Safety
+/// As [`kernel::forward`]: `out` is valid for N·C_out·P writes, nothing else accesses them.
+unsafe fn forward_into<V: kernel::Value>(
+    g: &kernel::Geom,
+    xs: &[V],
+    ws: &[f32],
+    bs: &[f32],
+    out: crate::layer::fused_ops::OutPtr,
+    policy: &KernelPolicy,
+) {
+    let density = kernel::density(xs);
+    let sparse = policy.choose_sparse_at(density, SparsePass::Forward);
+    super::record_forward(density, sparse);
+    // SAFETY: the caller's guarantee.
+    unsafe { kernel::forward(g, xs, ws, bs, out, sparse) };
+}
+
 impl ConvOps for Flex {
     fn conv2d_spk(
         x: FlexTensor,
@@ -66,18 +86,22 @@ impl ConvOps for Flex {
             stride,
             padding,
         );
-        let (xs, ws, bs) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
+        let (ws, bs) = (f32_values(&weight), f32_values(&bias));
         assert_eq!(bs.len(), g.cout, "fused conv: bias shape");
         let mut out = Filled::new(g.n * g.cout * g.p());
-        let density = kernel::density(&xs);
-        let sparse = policy.choose_sparse_at(density, SparsePass::Forward);
-        super::record_forward(density, sparse);
-        // SAFETY: `out` has room for exactly the N·C_out·P outputs, owned here; `forward`
-        // writes every one of them.
-        let out = unsafe {
-            kernel::forward(&g, &xs, &ws, &bs, out.ptr(), sparse);
-            out.into_vec()
-        };
+        // Spikes packed to bytes by `conv2d_spk_pack` (the recomputing conv → BN → LIF op
+        // convolves its kept input again) are read as they are, like the backward does.
+        // SAFETY: `out` has room for exactly the N·C_out·P outputs, owned here.
+        match x.dtype() {
+            DType::U8 => {
+                let bytes = x.to_contiguous();
+                let xs = bytes.as_slice::<u8>().expect("u8 spikes");
+                unsafe { forward_into(&g, xs, &ws, &bs, out.ptr(), &policy) }
+            }
+            _ => unsafe { forward_into(&g, &f32_values(&x)[..], &ws, &bs, out.ptr(), &policy) },
+        }
+        // SAFETY: `forward_into` wrote every output.
+        let out = unsafe { out.into_vec() };
         flex_tensor(out, vec![g.n, g.cout, g.oh, g.ow])
     }
 

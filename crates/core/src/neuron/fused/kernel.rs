@@ -245,13 +245,40 @@ pub fn backward_from<C: Current>(
     n: usize,
     spec: &LifSpec,
 ) {
-    assert_eq!(x.len(), t * n);
     assert_eq!(gs.len(), t * n);
+    backward_run(cur, x, Some(gs), gx, t, n, spec)
+}
+
+/// [`backward_from`] in place: `g` holds `dL/dspikes` on entry and `dL/dcurrent` on return
+/// (each value is read before its own slot is written), so the backward needs no second
+/// `[T, N]` buffer. Bit-identical to [`backward_from`].
+pub fn backward_from_in_place<C: Current>(
+    cur: &C,
+    x: &[f32],
+    g: &mut [f32],
+    t: usize,
+    n: usize,
+    spec: &LifSpec,
+) {
+    backward_run(cur, x, None, g, t, n, spec)
+}
+
+/// The backward of [`backward_from`]; `gs = None`: the incoming gradient is in `gx`.
+fn backward_run<C: Current>(
+    cur: &C,
+    x: &[f32],
+    gs: Option<&[f32]>,
+    gx: &mut [f32],
+    t: usize,
+    n: usize,
+    spec: &LifSpec,
+) {
+    assert_eq!(x.len(), t * n);
     assert_eq!(gx.len(), t * n);
     struct Run<'a, C> {
         cur: &'a C,
         x: &'a [f32],
-        gs: &'a [f32],
+        gs: Option<&'a [f32]>,
         gx: Out,
         t: usize,
         n: usize,
@@ -293,7 +320,7 @@ pub fn backward_from<C: Current>(
 fn backward_with<C: Current, G: Grad, const SOFT: bool, const DETACH: bool>(
     cur: &C,
     x: &[f32],
-    gs: &[f32],
+    gs: Option<&[f32]>,
     gx: Out,
     t: usize,
     n: usize,
@@ -308,8 +335,8 @@ fn backward_with<C: Current, G: Grad, const SOFT: bool, const DETACH: bool>(
 simd_dispatch! {
     /// The backward of columns `n0..n0 + w`.
     fn backward_block[C: Current, G: Grad, const SOFT: bool, const DETACH: bool](
-        cur: &C, x: &[f32], gs: &[f32], gx: Out, t: usize, n: usize, spec: &LifSpec, g: G,
-        n0: usize, w: usize
+        cur: &C, x: &[f32], gs: Option<&[f32]>, gx: Out, t: usize, n: usize, spec: &LifSpec,
+        g: G, n0: usize, w: usize
     ) => backward_block_body[C, G, SOFT, DETACH]
 }
 
@@ -318,7 +345,7 @@ simd_dispatch! {
 fn backward_block_body<C: Current, G: Grad, const SOFT: bool, const DETACH: bool>(
     cur: &C,
     x: &[f32],
-    gs: &[f32],
+    gs: Option<&[f32]>,
     gx: Out,
     t: usize,
     n: usize,
@@ -344,13 +371,21 @@ fn backward_block_body<C: Current, G: Grad, const SOFT: bool, const DETACH: bool
         }
         let mut gm = [0.0f32; BLOCK];
         let gm = &mut gm[..w];
+        let mut incoming = [0.0f32; BLOCK];
         for step in (0..t).rev() {
             let row = step * n + n0;
-            let gr = &gs[row..row + w];
             let hr = &hbuf[step * w..(step + 1) * w];
-            // SAFETY: `gx` is `[T, N]` (asserted in `backward_from`) and columns [n0, n0 + w)
+            // SAFETY: `gx` is `[T, N]` (asserted in `backward_run`) and columns [n0, n0 + w)
             // of row `step` belong to this block only.
             let or = unsafe { gx.slice(row, w) };
+            let gr = match gs {
+                Some(gs) => &gs[row..row + w],
+                // In place: the row's incoming gradient, copied out before it is overwritten.
+                None => {
+                    incoming[..w].copy_from_slice(or);
+                    &incoming[..w]
+                }
+            };
             backward_row::<G, SOFT, DETACH>(or, gr, hr, gm, th, decay, g);
             blk.grad_row(&x[row..row + w], or);
         }

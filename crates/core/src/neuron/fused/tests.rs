@@ -194,3 +194,29 @@ fn plif_and_non_flex_are_not_supported() {
         &Tensor::<2>::zeros([2, 3], &device.autodiff())
     ));
 }
+
+#[test]
+fn in_place_backward_is_bit_identical_to_the_two_buffer_one() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for c in all_configs() {
+        let spec = LifSpec::from_config(&c).unwrap();
+        // One row, a ragged last block, and the parallel path.
+        for (t, n) in [(1, 3), (4, 2 * BLOCK + 77), (8, 40_000)] {
+            let x = random(t * n, -1.0, 2.5, &mut rng);
+            let g = random(t * n, -1.0, 1.0, &mut rng);
+            let mut two = vec![0.0; t * n];
+            kernel::backward(&x, &g, &mut two, t, n, &spec);
+            let mut one = g.clone();
+            kernel::backward_from_in_place(&kernel::Direct, &x, &mut one, t, n, &spec);
+            assert!(
+                n < 100 || two.iter().any(|&v| v != 0.0),
+                "{c:?} T={t} N={n}: the test needs non-zero gradients"
+            );
+            assert!(
+                two.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{c:?} T={t} N={n}: in place differs"
+            );
+        }
+    }
+}

@@ -214,7 +214,9 @@ fn in_place_backward_is_bit_identical_to_the_two_buffer_one() {
                 "{c:?} T={t} N={n}: the test needs non-zero gradients"
             );
             assert!(
-                two.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()),
+                two.iter()
+                    .zip(&one)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{c:?} T={t} N={n}: in place differs"
             );
         }

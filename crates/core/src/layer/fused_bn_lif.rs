@@ -36,7 +36,7 @@ use burn::tensor::Tensor;
 
 use super::fused_bn::{self, kernel as bn};
 use super::fused_ops::{
-    constants, f32_values, flex_tensor, register_grads, whole_unique_f32, zeroed,
+    constants, f32_values, flex_tensor, register_grads, whole_unique_f32, written, zeroed,
 };
 use crate::kernels::{KernelPolicy, LayerPath, LifPath};
 use crate::neuron::fused::{self as lif, BLOCK, LifSpec};
@@ -158,8 +158,12 @@ impl BnLifOps for Flex {
         let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
         bn::statistics(&xs, d, &mut mean, &mut var);
         let norm = Normalise::new(d, &mean, &var, &gs, &bs, p.epsilon, None);
-        let mut out = zeroed(xs.len());
-        lif::kernel::forward_from(&norm, &xs, &mut out, None, None, p.steps, neurons, &p.spec);
+        // SAFETY: the kernel writes every output value.
+        let out = unsafe {
+            written(xs.len(), |o| {
+                lif::kernel::forward_from(&norm, &xs, o, None, None, p.steps, neurons, &p.spec)
+            })
+        };
         (
             flex_tensor(out, shape),
             flex_tensor(mean, vec![c]),

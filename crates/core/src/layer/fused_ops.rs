@@ -6,6 +6,7 @@
 //! holds and fall back to burn elsewhere.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -134,6 +135,36 @@ pub(crate) fn zeroed(n: usize) -> Vec<f32> {
     v
 }
 
+/// `n` values, every one written by `fill` (handed the buffer uninitialised): an output
+/// buffer with no zeroing pass of its own.
+///
+/// # Safety
+/// `fill` writes every element of the slice it is given.
+pub(crate) unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the first `n` elements were all written (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `s` as a buffer to write into. Sound: only initialised values are written through it
+/// (the kernels' stores), so `s` stays initialised.
+pub(crate) fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and nothing uninitialised is ever
+    // stored through the result.
+    unsafe { &mut *(s as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// `s`, every element of which has been written, as initialised values.
+///
+/// # Safety
+/// Every element of `s` is initialised.
+pub(crate) unsafe fn assume_written(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: same layout; initialised (the caller's contract).
+    unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Registers the gradient `values[i]` of each tracked parent `parents[i]` (the ids of an op's
 /// `ops.parents`): the end of every fused op's `Backward::backward`.
 pub(crate) fn register_grads<B: Backend, const N: usize>(
@@ -170,9 +201,10 @@ pub(crate) struct OutPtr(pub *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-/// An output buffer of `len` values handed to a kernel as a raw pointer: each worker zeroes the
-/// part it then fills ([`OutPtr::zeroed`]: in its cache, in parallel) instead of the whole
-/// buffer being zeroed up front in a pass of its own.
+/// An output buffer of `len` values handed to a kernel as a raw pointer: each worker writes
+/// its part uninitialised ([`OutPtr::uninit`]) or, where it accumulates, zeroes the part it
+/// then fills ([`OutPtr::zeroed`]: in its cache, in parallel) instead of the whole buffer
+/// being zeroed up front in a pass of its own.
 pub(crate) struct Filled {
     values: Vec<f32>,
     len: usize,
@@ -195,7 +227,8 @@ impl Filled {
     /// The values.
     ///
     /// # Safety
-    /// Every value in `0..len` was written (through [`OutPtr::zeroed`] slices).
+    /// Every value in `0..len` was written (through [`OutPtr::zeroed`] or [`OutPtr::uninit`]
+    /// slices).
     pub(crate) unsafe fn into_vec(mut self) -> Vec<f32> {
         // SAFETY: the capacity is `len` and the caller guarantees every value is initialised.
         unsafe { self.values.set_len(self.len) };
@@ -215,6 +248,15 @@ impl OutPtr {
             std::ptr::write_bytes(self.0.add(start), 0, len);
             std::slice::from_raw_parts_mut(self.0.add(start), len)
         }
+    }
+
+    /// The range `[start, start + len)`, possibly uninitialised, as a slice to write.
+    ///
+    /// # Safety
+    /// As [`OutPtr::slice`].
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn uninit(&self, start: usize, len: usize) -> &mut [MaybeUninit<f32>] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start).cast(), len) }
     }
 
     /// The mutable slice `[start, start + len)`.

@@ -24,7 +24,9 @@ use burn::backend::{
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, simd_dispatch, zeroed};
+use std::mem::MaybeUninit;
+
+use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, simd_dispatch, written};
 
 /// Below this many output elements the kernels run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 14;
@@ -73,8 +75,8 @@ impl AvgPoolOps for Flex {
         let [n, c, h, w] = dims4(&x);
         let xs = f32_values(&x);
         let (oh, ow) = (h / k, w / k);
-        let mut out = zeroed(n * c * oh * ow);
-        kernel::forward(&xs, &mut out, n * c, h, w, k);
+        // SAFETY: the kernel writes every output value.
+        let out = unsafe { written(n * c * oh * ow, |o| kernel::forward(&xs, o, n * c, h, w, k)) };
         flex_tensor(out, vec![n, c, oh, ow])
     }
 
@@ -86,8 +88,8 @@ impl AvgPoolOps for Flex {
             "fused avg-pool: gradient shape"
         );
         let gs = f32_values(&grad);
-        let mut out = zeroed(n * c * h * w);
-        kernel::backward(&gs, &mut out, n * c, h, w, k);
+        // SAFETY: the kernel writes every input-gradient value.
+        let out = unsafe { written(n * c * h * w, |o| kernel::backward(&gs, o, n * c, h, w, k)) };
         flex_tensor(out, input_shape.to_vec())
     }
 }
@@ -165,27 +167,41 @@ pub mod kernel {
     }
 
     /// Forward: `out` `[planes, H/k, W/k]` from `x` `[planes, H, W]`.
-    pub fn forward(x: &[f32], out: &mut [f32], planes: usize, h: usize, w: usize, k: usize) {
+    pub fn forward(
+        x: &[f32],
+        out: &mut [MaybeUninit<f32>],
+        planes: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+    ) {
         let (oh, ow) = (h / k, w / k);
         assert_eq!(x.len(), planes * h * w);
         assert_eq!(out.len(), planes * oh * ow);
-        let out_p = OutPtr(out.as_mut_ptr());
+        let out_p = OutPtr(out.as_mut_ptr().cast());
         for_planes(planes, out.len(), move |p0, np| {
             // SAFETY: planes [p0, p0 + np) of `out` belong to this call only.
-            let o = unsafe { out_p.slice(p0 * oh * ow, np * oh * ow) };
+            let o = unsafe { out_p.uninit(p0 * oh * ow, np * oh * ow) };
             forward_planes(&x[p0 * h * w..(p0 + np) * h * w], o, np, h, w, k);
         });
     }
 
     simd_dispatch! {
         /// [`forward_planes_body`].
-        fn forward_planes[](x: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
+        fn forward_planes[](x: &[f32], o: &mut [MaybeUninit<f32>], np: usize, h: usize, w: usize, k: usize)
             => forward_planes_body[]
     }
 
     /// Forward of `np` planes: `o` `[np, H/k, W/k]` from `x` `[np, H, W]`.
     #[inline(always)]
-    fn forward_planes_body(x: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize) {
+    fn forward_planes_body(
+        x: &[f32],
+        o: &mut [MaybeUninit<f32>],
+        np: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+    ) {
         let (oh, ow) = (h / k, w / k);
         let div = (k * k) as f32;
         {
@@ -199,7 +215,7 @@ pub mod kernel {
                         let r1 = &xin[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
                         for (j, o) in orow.iter_mut().enumerate() {
                             // Flex's order: a running sum over the window, row-major.
-                            *o = (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) / div;
+                            o.write((r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) / div);
                         }
                     } else {
                         for (j, o) in orow.iter_mut().enumerate() {
@@ -210,7 +226,7 @@ pub mod kernel {
                                     s += v;
                                 }
                             }
-                            *o = s / div;
+                            o.write(s / div);
                         }
                     }
                 }
@@ -219,51 +235,70 @@ pub mod kernel {
     }
 
     /// Backward: `gx` `[planes, H, W]` from `g` `[planes, H/k, W/k]`.
-    pub fn backward(g: &[f32], gx: &mut [f32], planes: usize, h: usize, w: usize, k: usize) {
+    pub fn backward(
+        g: &[f32],
+        gx: &mut [MaybeUninit<f32>],
+        planes: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+    ) {
         let (oh, ow) = (h / k, w / k);
         assert_eq!(g.len(), planes * oh * ow);
         assert_eq!(gx.len(), planes * h * w);
-        let out_p = OutPtr(gx.as_mut_ptr());
+        let out_p = OutPtr(gx.as_mut_ptr().cast());
         for_planes(planes, gx.len(), move |p0, np| {
             // SAFETY: planes [p0, p0 + np) of `gx` belong to this call only.
-            let o = unsafe { out_p.slice(p0 * h * w, np * h * w) };
+            let o = unsafe { out_p.uninit(p0 * h * w, np * h * w) };
             backward_planes(&g[p0 * oh * ow..(p0 + np) * oh * ow], o, np, h, w, k);
         });
     }
 
     simd_dispatch! {
         /// [`backward_planes_body`].
-        fn backward_planes[](g: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize)
+        fn backward_planes[](g: &[f32], o: &mut [MaybeUninit<f32>], np: usize, h: usize, w: usize, k: usize)
             => backward_planes_body[]
     }
 
     /// Backward of `np` planes: `o` `[np, H, W]` from `g` `[np, H/k, W/k]`.
     #[inline(always)]
-    fn backward_planes_body(g: &[f32], o: &mut [f32], np: usize, h: usize, w: usize, k: usize) {
+    fn backward_planes_body(
+        g: &[f32],
+        o: &mut [MaybeUninit<f32>],
+        np: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+    ) {
         let (oh, ow) = (h / k, w / k);
         let div = (k * k) as f32;
         {
             for p in 0..np {
                 let gp = &g[p * oh * ow..(p + 1) * oh * ow];
                 let op = &mut o[p * h * w..(p + 1) * h * w];
+                let zero = MaybeUninit::new(0.0);
                 for i in 0..oh {
                     let grow = &gp[i * ow..(i + 1) * ow];
                     for kh in 0..k {
-                        let orow = &mut op[(i * k + kh) * w..(i * k + kh) * w + ow * k];
+                        let (orow, rest) =
+                            op[(i * k + kh) * w..(i * k + kh + 1) * w].split_at_mut(ow * k);
                         if k == 2 {
                             for (pair, &gv) in orow.chunks_exact_mut(2).zip(grow) {
                                 let v = gv / div;
-                                pair[0] = v;
-                                pair[1] = v;
+                                pair[0].write(v);
+                                pair[1].write(v);
                             }
                         } else {
                             for (win, &gv) in orow.chunks_exact_mut(k).zip(grow) {
-                                win.fill(gv / div);
+                                win.fill(MaybeUninit::new(gv / div));
                             }
                         }
+                        // Columns beyond `ow·k` get no gradient (floor mode drops them).
+                        rest.fill(zero);
                     }
                 }
-                // Rows/columns beyond `oh·k`, `ow·k` stay zero (floor mode drops them).
+                // Rows beyond `oh·k` get no gradient either.
+                op[oh * k * w..].fill(zero);
             }
         }
     }

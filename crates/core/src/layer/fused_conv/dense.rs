@@ -1,6 +1,8 @@
 //! The dense path: im2col/col2im of one sample, the single-threaded gemm, and the blocked
 //! transpose that the spike-aware path also uses to turn its `[pixels, C_out]` tiles around.
 
+use std::mem::MaybeUninit;
+
 use super::kernel::{Geom, Value};
 use crate::layer::fused_ops::simd_dispatch;
 
@@ -181,8 +183,9 @@ pub(super) fn matmul(
 simd_dispatch! {
     /// `dst[j·dst_rs + i] = src[i·src_rs + j] + add[j]` for `i < rows`, `j < cols` (`add`
     /// empty: nothing added), in 8×8 blocks so that both sides move whole cache lines.
+    /// `dst` may be uninitialised: these values are written, no other is touched.
     pub(super) fn transpose[](
-        src: &[f32], src_rs: usize, rows: usize, cols: usize, dst: &mut [f32],
+        src: &[f32], src_rs: usize, rows: usize, cols: usize, dst: &mut [MaybeUninit<f32>],
         dst_rs: usize, add: &[f32]
     ) => transpose_body[]
 }
@@ -193,7 +196,7 @@ fn transpose_body(
     src_rs: usize,
     rows: usize,
     cols: usize,
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     dst_rs: usize,
     add: &[f32],
 ) {
@@ -225,13 +228,13 @@ fn transpose_body(
                     let a = plus(j0 + j);
                     let d = &mut dst[(j0 + j) * dst_rs + i0..][..B];
                     for (i, v) in d.iter_mut().enumerate() {
-                        *v = blk[i][j] + a;
+                        v.write(blk[i][j] + a);
                     }
                 }
             } else {
                 for i in i0..(i0 + B).min(rows) {
                     for j in j0..(j0 + B).min(cols) {
-                        dst[j * dst_rs + i] = src[i * src_rs + j] + plus(j);
+                        dst[j * dst_rs + i].write(src[i * src_rs + j] + plus(j));
                     }
                 }
             }

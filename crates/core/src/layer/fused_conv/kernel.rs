@@ -8,7 +8,7 @@ use super::dense::{copy_short, matmul, transpose};
 use super::sparse::{self, hwio_weight, row_tiles, transpose_weight};
 use super::{ConvMode, SparsePass};
 use crate::kernels::KernelPolicy;
-use crate::layer::fused_ops::OutPtr;
+use crate::layer::fused_ops::{OutPtr, as_uninit, assume_written};
 
 pub use super::dense::{col2im, im2col};
 /// The spike-aware kernels ([`super::sparse`]), by their former path.
@@ -246,8 +246,9 @@ pub(crate) unsafe fn forward<V: Value>(
             with_scratch(|scratch| {
                 let (_, acc, spikes, bits) = scratch.sized(0, th * g.ow * co);
                 for s in a..z {
-                    // SAFETY: sample `s`'s output belongs to this worker only.
-                    let o = unsafe { out_p.zeroed(s * co * p, co * p) };
+                    // SAFETY: sample `s`'s output belongs to this worker only; the row
+                    // tiles' transposes below write every value of it.
+                    let o = unsafe { out_p.uninit(s * co * p, co * p) };
                     let xs = &x[s * in_len..(s + 1) * in_len];
                     // Binary input: output-stationary gather from channel masks;
                     // otherwise (or an unsupported channel count) the scatter.
@@ -280,10 +281,12 @@ pub(crate) unsafe fn forward<V: Value>(
                 let (col, _, _, _) = scratch.sized(if direct { 0 } else { k * p }, 0);
                 for s in a..z {
                     // SAFETY: sample `s`'s output belongs to this worker only.
-                    let o = unsafe { out_p.zeroed(s * co * p, co * p) };
+                    let o = unsafe { out_p.uninit(s * co * p, co * p) };
                     for (c, orow) in o.chunks_exact_mut(p).enumerate() {
-                        orow.fill(b[c]);
+                        orow.fill(std::mem::MaybeUninit::new(b[c]));
                     }
+                    // SAFETY: every value was just set to its channel's bias.
+                    let o = unsafe { assume_written(o) };
                     let xs = &x[s * in_len..(s + 1) * in_len];
                     let cols: &[f32] = match V::as_f32(xs) {
                         Some(xs) if g.pointwise() => xs,
@@ -363,7 +366,7 @@ pub(crate) unsafe fn backward<V: Value>(
                     for (oy0, oy1, q0, tile) in row_tiles(g, th) {
                         let gt = &mut gt[..tile * co];
                         // gt[q, c] = g[s][c, q0 + q]
-                        transpose(&gs[q0..], p, co, tile, gt, co, &[]);
+                        transpose(&gs[q0..], p, co, tile, as_uninit(gt), co, &[]);
                         sparse::scatter(g, spikes, (oy0, oy1), gt, &mut dwp, false);
                     }
                 } else {

@@ -5,7 +5,7 @@
 
 use super::dense::transpose;
 use super::kernel::{Geom, Value};
-use crate::layer::fused_ops::simd_dispatch;
+use crate::layer::fused_ops::{as_uninit, simd_dispatch};
 
 /// The weight as `[k_h, k_w, C_in, C_out]` from `wt` `[K, C_out]` (rows `(c, u, t)`).
 pub(super) fn hwio_weight(g: &Geom, wt: &[f32]) -> Vec<f32> {
@@ -27,7 +27,7 @@ pub(super) fn hwio_weight(g: &Geom, wt: &[f32]) -> Vec<f32> {
 pub(super) fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
     let (k, co) = (g.k(), g.cout);
     let mut wt = vec![0.0f32; k * co];
-    transpose(w, k, co, k, &mut wt, co, &[]);
+    transpose(w, k, co, k, as_uninit(&mut wt), co, &[]);
     wt
 }
 

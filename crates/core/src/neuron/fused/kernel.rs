@@ -2,11 +2,13 @@
 //! columns, blocks in parallel, each block's membrane in L1 while it runs over time (the row
 //! loops are in `super::rows`).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::rows::{backward_row, charge_row, reset_row};
 use super::{BLOCK, LifSpec, PARALLEL_MIN};
-use crate::layer::fused_ops::simd_dispatch;
+use crate::layer::fused_ops::{as_uninit, simd_dispatch};
 use crate::surrogate::Surrogate;
 use crate::surrogate::scalar::{Grad, GradFn};
 
@@ -46,6 +48,29 @@ impl Out {
             ptr: buf.as_mut_ptr(),
             len: buf.len(),
         }
+    }
+
+    /// The uninitialised buffer `buf`, to be written through [`Out::uninit`].
+    fn new_uninit(buf: &mut [MaybeUninit<f32>]) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr().cast(),
+            len: buf.len(),
+        }
+    }
+
+    /// The values `[start, start + len)`, possibly uninitialised, as a slice to write.
+    ///
+    /// # Safety
+    /// As [`Out::slice`].
+    #[inline(always)]
+    unsafe fn uninit<'a>(self, start: usize, len: usize) -> &'a mut [MaybeUninit<f32>] {
+        debug_assert!(
+            start <= self.len && len <= self.len - start,
+            "fused LIF: [{start}, {start} + {len}) outside a buffer of {}",
+            self.len
+        );
+        // SAFETY: as for `slice`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start).cast(), len) }
     }
 
     /// The values `[start, start + len)` as a mutable slice (a method, so that closures capture
@@ -144,16 +169,26 @@ pub fn forward(
     n: usize,
     spec: &LifSpec,
 ) {
-    forward_from(&Direct, x, out, h, mem, t, n, spec)
+    forward_from(
+        &Direct,
+        x,
+        as_uninit(out),
+        h.map(as_uninit),
+        mem,
+        t,
+        n,
+        spec,
+    )
 }
 
-/// [`forward`] with the current computed from the stored input `x` by `cur`.
+/// [`forward`] with the current computed from the stored input `x` by `cur`, into buffers
+/// that may be uninitialised (every value of `out`, and of `h` if given, is written).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_from<C: Current>(
     cur: &C,
     x: &[f32],
-    out: &mut [f32],
-    h: Option<&mut [f32]>,
+    out: &mut [MaybeUninit<f32>],
+    h: Option<&mut [MaybeUninit<f32>]>,
     mem: Option<&mut [f32]>,
     t: usize,
     n: usize,
@@ -161,10 +196,10 @@ pub fn forward_from<C: Current>(
 ) {
     assert_eq!(x.len(), t * n);
     assert_eq!(out.len(), t * n);
-    let out_p = Out::new(out);
+    let out_p = Out::new_uninit(out);
     let h_p = h.map(|h| {
         assert_eq!(h.len(), t * n);
-        Out::new(h)
+        Out::new_uninit(h)
     });
     let m_p = mem.map(|m| {
         assert_eq!(m.len(), n);
@@ -208,10 +243,10 @@ fn forward_block_body<C: Current>(
             let xr = blk.current(&x[row..row + w], &mut buf[..w]);
             // SAFETY: `out` is `[T, N]` (asserted in `forward_from`) and columns [n0, n0 + w)
             // of row `step` belong to this block only.
-            let or = unsafe { out_p.slice(row, w) };
+            let or = unsafe { out_p.uninit(row, w) };
             if let Some(hp) = h_p {
                 // SAFETY: as for `or`: `h` is `[T, N]` too.
-                let hr = unsafe { hp.slice(row, w) };
+                let hr = unsafe { hp.uninit(row, w) };
                 charge_row::<false, false>(xr, m, hr, decay, th);
             }
             if soft {
@@ -365,7 +400,7 @@ fn backward_block_body<C: Current, G: Grad, const SOFT: bool, const DETACH: bool
         for step in 0..t {
             let xr = blk.current(&x[step * n + n0..step * n + n0 + w], &mut buf[..w]);
             let hr = &mut hbuf[step * w..(step + 1) * w];
-            charge_row::<SOFT, false>(xr, m, hr, decay, th);
+            charge_row::<SOFT, false>(xr, m, as_uninit(hr), decay, th);
             // (charge_row with SPIKES = false leaves m as it was: the reset follows.)
             reset_row::<SOFT>(hr, m, th);
         }

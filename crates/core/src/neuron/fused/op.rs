@@ -11,8 +11,9 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, DType, Flex, TensorMetadata, backend_extension,
 };
 
+use super::kernel::Direct;
 use super::{LifSpec, kernel};
-use crate::layer::fused_ops::{f32_values, flex_tensor, zeroed};
+use crate::layer::fused_ops::{f32_values, flex_tensor, written, zeroed};
 
 /// The fused multi-step LIF as a backend extension (Flex + Autodiff).
 #[backend_extension(Flex, Autodiff)]
@@ -45,8 +46,12 @@ impl LifOps for Flex {
         let shape = x.shape().to_vec();
         let (t, n) = steps_and_neurons(&shape);
         let xs = f32_values(&x);
-        let mut out = zeroed(t * n);
-        kernel::forward(&xs, &mut out, None, None, t, n, &spec);
+        // SAFETY: the kernel writes every output value.
+        let out = unsafe {
+            written(t * n, |o| {
+                kernel::forward_from(&Direct, &xs, o, None, None, t, n, &spec)
+            })
+        };
         flex_tensor(out, shape)
     }
 
@@ -67,10 +72,17 @@ impl LifOps for Flex {
         let shape = x.shape().to_vec();
         let (t, n) = steps_and_neurons(&shape);
         let xs = f32_values(&x);
-        let mut out = zeroed(t * n);
-        let mut h = zeroed(t * n);
+        let mut h = Vec::with_capacity(t * n);
         let mut m = vec![0.0f32; n];
-        kernel::forward(&xs, &mut out, Some(&mut h), Some(&mut m), t, n, &spec);
+        // SAFETY: the kernel writes every value of `out` and of `h`.
+        let out = unsafe {
+            written(t * n, |o| {
+                let hs = &mut h.spare_capacity_mut()[..t * n];
+                kernel::forward_from(&Direct, &xs, o, Some(hs), Some(&mut m), t, n, &spec)
+            })
+        };
+        // SAFETY: written just above.
+        unsafe { h.set_len(t * n) };
         let mut m_shape = shape.clone();
         m_shape[0] = 1;
         (

@@ -2,6 +2,8 @@
 //! (and fire and reset), reset, and one step of the backward. Each is compiled for the best
 //! vector unit found at run time ([`simd_dispatch`]).
 
+use std::mem::MaybeUninit;
+
 use crate::layer::fused_ops::simd_dispatch;
 use crate::surrogate::scalar::Grad;
 
@@ -13,7 +15,7 @@ use crate::surrogate::scalar::Grad;
 fn charge_row_body<const SOFT: bool, const SPIKES: bool>(
     x: &[f32],
     m: &mut [f32],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     decay: f32,
     th: f32,
 ) {
@@ -21,10 +23,10 @@ fn charge_row_body<const SOFT: bool, const SPIKES: bool>(
         let hv = decay * *m + x;
         if SPIKES {
             let s = if hv - th > 0.0 { 1.0 } else { 0.0 };
-            *o = s;
+            o.write(s);
             *m = if SOFT { hv - th * s } else { hv - hv * s };
         } else {
-            *o = hv;
+            o.write(hv);
         }
     }
 }
@@ -32,7 +34,7 @@ fn charge_row_body<const SOFT: bool, const SPIKES: bool>(
 simd_dispatch! {
     /// [`charge_row_body`].
     pub(super) fn charge_row[const SOFT: bool, const SPIKES: bool](
-        x: &[f32], m: &mut [f32], out: &mut [f32], decay: f32, th: f32
+        x: &[f32], m: &mut [f32], out: &mut [MaybeUninit<f32>], decay: f32, th: f32
     ) => charge_row_body[SOFT, SPIKES]
 }
 

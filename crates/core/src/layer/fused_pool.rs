@@ -12,6 +12,8 @@
 //! Memory: burn's autodiff `avg_pool2d` keeps its input alive for backward (it only needs its
 //! shape); this op keeps only the shape.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -23,8 +25,6 @@ use burn::backend::{
 };
 use burn::tensor::Tensor;
 use rayon::prelude::*;
-
-use std::mem::MaybeUninit;
 
 use super::fused_ops::{OutPtr, f32_values, flex_f32, flex_tensor, simd_dispatch, written};
 

@@ -5,7 +5,7 @@
 
 use super::dense::transpose;
 use super::kernel::{Geom, Value};
-use crate::layer::fused_ops::{as_uninit, simd_dispatch};
+use crate::layer::fused_ops::{simd_dispatch, written};
 
 /// The weight as `[k_h, k_w, C_in, C_out]` from `wt` `[K, C_out]` (rows `(c, u, t)`).
 pub(super) fn hwio_weight(g: &Geom, wt: &[f32]) -> Vec<f32> {
@@ -26,9 +26,8 @@ pub(super) fn hwio_weight(g: &Geom, wt: &[f32]) -> Vec<f32> {
 /// `wt` `[K, C_out]`: the weight `[C_out, K]` transposed.
 pub(super) fn transpose_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
     let (k, co) = (g.k(), g.cout);
-    let mut wt = vec![0.0f32; k * co];
-    transpose(w, k, co, k, as_uninit(&mut wt), co, &[]);
-    wt
+    // SAFETY: the transpose writes all `K·C_out` values.
+    unsafe { written(k * co, |wt| transpose(w, k, co, k, wt, co, &[])) }
 }
 
 /// The output row tiles of the spike-aware path: `(oy0, oy1, q0, pixels)` for rows

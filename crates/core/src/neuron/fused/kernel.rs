@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::rows::{backward_row, charge_row, reset_row};
 use super::{BLOCK, LifSpec, PARALLEL_MIN};
-use crate::layer::fused_ops::{as_uninit, simd_dispatch};
+use crate::layer::fused_ops::{as_uninit, assume_written, simd_dispatch};
 use crate::surrogate::Surrogate;
 use crate::surrogate::scalar::{Grad, GradFn};
 
@@ -69,7 +69,8 @@ impl Out {
             "fused LIF: [{start}, {start} + {len}) outside a buffer of {}",
             self.len
         );
-        // SAFETY: as for `slice`.
+        // SAFETY: the range is inside the live buffer and not aliased (the caller's contract,
+        // bounds checked in debug builds).
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start).cast(), len) }
     }
 
@@ -82,14 +83,8 @@ impl Out {
     /// the range.
     #[inline(always)]
     unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
-        debug_assert!(
-            start <= self.len && len <= self.len - start,
-            "fused LIF: [{start}, {start} + {len}) outside a buffer of {}",
-            self.len
-        );
-        // SAFETY: the range is inside the live buffer and not aliased (the caller's contract,
-        // bounds checked in debug builds).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+        // SAFETY: the caller's contract; the buffer given to `Out::new` is initialised.
+        unsafe { assume_written(self.uninit(start, len)) }
     }
 }
 

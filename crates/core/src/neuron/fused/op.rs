@@ -72,17 +72,16 @@ impl LifOps for Flex {
         let shape = x.shape().to_vec();
         let (t, n) = steps_and_neurons(&shape);
         let xs = f32_values(&x);
-        let mut h = Vec::with_capacity(t * n);
         let mut m = vec![0.0f32; n];
+        let mut h = Vec::new();
         // SAFETY: the kernel writes every value of `out` and of `h`.
         let out = unsafe {
             written(t * n, |o| {
-                let hs = &mut h.spare_capacity_mut()[..t * n];
-                kernel::forward_from(&Direct, &xs, o, Some(hs), Some(&mut m), t, n, &spec)
+                h = written(t * n, |hs| {
+                    kernel::forward_from(&Direct, &xs, o, Some(hs), Some(&mut m), t, n, &spec)
+                });
             })
         };
-        // SAFETY: written just above.
-        unsafe { h.set_len(t * n) };
         let mut m_shape = shape.clone();
         m_shape[0] = 1;
         (

@@ -71,6 +71,31 @@ target="${CARGO_TARGET_DIR:-$crate/target}"
 tks="$target/release/tks"
 
 : > "$out"
+# The host, so that runs on different machines are not read as a change of the code.
+"$venv/bin/python" - "$threads" >> "$out" <<'PY'
+import json, os, platform, sys
+cpu, flags = platform.processor() or platform.machine(), set()
+try:
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            cpu = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+            break
+except OSError:
+    pass
+isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+from importlib import metadata
+versions = {}
+for name in ("torch", "spikingjelly"):
+    try:
+        versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        versions[name] = None
+print(json.dumps({"who": "host", "cfg": "host", "cpu": cpu, "isa": isa, "cores": os.cpu_count(),
+                  "threads": int(sys.argv[1]), **versions}))
+PY
 # Sets model, T, batch and width for a `model:T` configuration.
 parse_cfg() {
   model="${1%%:*}"; T="${1##*:}"

@@ -14,13 +14,17 @@ import sys
 
 
 def load(path):
-    by = {}
+    """(results by cfg, round and who; the host record, or None in files from before it)."""
+    by, host = {}, None
     for line in open(path):
         if not line.strip():
             continue
         r = json.loads(line)
+        if r["who"] == "host":
+            host = r
+            continue
         by.setdefault(r["cfg"], {}).setdefault(r.get("round", 1), {})[r["who"]] = r
-    return by
+    return by, host
 
 
 def spread(values, d=2, suffix="×"):
@@ -50,7 +54,12 @@ def load_range(rounds, whos):
 
 
 def main(path):
-    by = load(path)
+    by, host = load(path)
+    if host:
+        print(f"host: {host['cpu']} ({' '.join(host['isa']) or 'no AVX2'}), {host['cores']} cores, "
+              f"{host['threads']} threads per run; torch {host['torch']}, "
+              f"spikingjelly {host['spikingjelly']}.")
+        print()
     train = {cfg: r for cfg, r in by.items() if any("tks" in d for d in r.values())}
     medians = {}
     n_rounds = max((len(r) for r in by.values()), default=0)

@@ -140,24 +140,29 @@ pub struct Bits {
 }
 
 impl Bits {
-    /// Builds the masks of `x`; `false` (masks unusable) when a value is not 0 or 1.
+    /// Builds the masks of `x`; `false` (masks unusable) when a value is not 0 or 1. That
+    /// is found at the end of the first channel plane holding such a value, so a
+    /// non-binary input (average-pooled spikes) costs about one plane, not a full pass.
     pub fn index<V: Value>(&mut self, g: &Geom, x: &[V]) -> bool {
         assert_eq!(x.len(), g.cin * g.h * g.w, "fused conv: sample length");
         let (hw, words) = (g.h * g.w, g.cin.div_ceil(64));
         self.words = words;
         self.bits.clear();
         self.bits.resize(hw * words, 0);
-        let mut binary = true;
         for (ci, plane) in x.chunks_exact(hw).enumerate() {
             let (wd, shift) = (ci / 64, ci % 64);
             let bits = &mut self.bits[wd..];
+            let mut binary = true;
             for (p, v) in plane.iter().enumerate() {
                 let v = v.get();
                 binary &= v == 0.0 || v == 1.0;
                 bits[p * words] |= u64::from(v != 0.0) << shift;
             }
+            if !binary {
+                return false;
+            }
         }
-        binary
+        true
     }
 }
 
@@ -505,5 +510,35 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_index_sets_each_channel_bit_and_rejects_a_non_binary_last_plane() {
+        // 70 channels (two mask words), 2×3 pixels: channel c fires at pixel c % 6.
+        let g = Geom::new([1, 70, 2, 3], [64, 70, 3, 3], 1, 1);
+        let mut x = vec![0.0f32; 70 * 6];
+        for c in 0..70 {
+            x[c * 6 + c % 6] = 1.0;
+        }
+        let mut bits = Bits::default();
+        assert!(bits.index(&g, &x));
+        for p in 0..6 {
+            for c in 0..70 {
+                let set = bits.bits[p * 2 + c / 64] >> (c % 64) & 1 == 1;
+                assert_eq!(set, c % 6 == p, "channel {c}, pixel {p}");
+            }
+        }
+        // One average-pooled value in the last channel plane: masks unusable.
+        x[69 * 6 + 1] = 0.25;
+        assert!(!bits.index(&g, &x));
+        // And in the first plane.
+        x[69 * 6 + 1] = 0.0;
+        x[2] = 0.75;
+        assert!(!bits.index(&g, &x));
     }
 }

@@ -74,6 +74,7 @@ tks="$target/release/tks"
 # The host, so that runs on different machines are not read as a change of the code.
 "$venv/bin/python" - "$threads" >> "$out" <<'PY'
 import json, os, platform, sys
+from importlib import metadata
 cpu, flags = platform.processor() or platform.machine(), set()
 try:
     for line in open("/proc/cpuinfo"):
@@ -86,7 +87,6 @@ try:
 except OSError:
     pass
 isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-from importlib import metadata
 versions = {}
 for name in ("torch", "spikingjelly"):
     try:

@@ -6,6 +6,7 @@
 #   ROUNDS=5 STEPS=20 bench/compare.sh
 #   CONFIGS="smallcnn:4" bench/compare.sh
 #   INFER=0 bench/compare.sh         # skip the inference comparison
+#   CONFIGS=" " INFER_CONFIGS="vggsnn:4" bench/compare.sh   # inference only
 #
 # Creates a Python venv (default ~/.cache/tks-bench-venv, override with VENV=...), installs
 # torch (from the default PyPI index, or $TORCH_INDEX, e.g. the PyTorch CPU-wheel index where it

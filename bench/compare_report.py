@@ -65,11 +65,12 @@ def main(path):
     n_rounds = max((len(r) for r in by.values()), default=0)
     print(f"{n_rounds} round(s) per configuration; each cell: median over rounds [min–max].")
     print()
-    print("| config | fastest step ms, median: PyTorch · SJ · tks | tks/PyTorch throughput "
-          "(by fastest step) | tks/SJ throughput (by fastest step) | tks/PyTorch (by mean step) "
-          "| peak RSS MiB, median: PyTorch · SJ · tks | tks/PyTorch memory | tks/SJ memory "
-          "| tks CPU util | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    if train:  # (an inference-only run, CONFIGS=" ", has no training table)
+        print("| config | fastest step ms, median: PyTorch · SJ · tks | tks/PyTorch throughput "
+              "(by fastest step) | tks/SJ throughput (by fastest step) | tks/PyTorch (by mean step) "
+              "| peak RSS MiB, median: PyTorch · SJ · tks | tks/PyTorch memory | tks/SJ memory "
+              "| tks CPU util | load avg |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
     fastest = lambda o, k: o["ms_per_step_min"] / k["ms_per_step_min"]
     by_mean = lambda o, k: o["ms_per_step"] / k["ms_per_step"]
     memory = lambda o, k: k["peak_rss_mib"] / o["peak_rss_mib"]

@@ -169,6 +169,7 @@ struct Scratch {
     tile: Vec<f32>,
     spikes: sparse::Spikes,
     bits: sparse::Bits,
+    pixels: sparse::Pixels,
 }
 
 impl Scratch {
@@ -183,6 +184,7 @@ impl Scratch {
         &mut [f32],
         &mut sparse::Spikes,
         &mut sparse::Bits,
+        &mut sparse::Pixels,
     ) {
         if self.col.len() < col {
             self.col.resize(col, 0.0);
@@ -195,6 +197,7 @@ impl Scratch {
             &mut self.tile[..tile],
             &mut self.spikes,
             &mut self.bits,
+            &mut self.pixels,
         )
     }
 }
@@ -221,6 +224,15 @@ fn for_samples(n: usize, body: impl Fn(usize, usize) + Send + Sync) {
     }
 }
 
+/// The spike-aware forward kernel of one sample (its index and, for the gathers, the weight
+/// as `[k_h, k_w, C_in, C_out]`).
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Bits(&'a [f32]),
+    Values(&'a [f32]),
+    Scatter,
+}
+
 /// `out` `[N, C_out, P]` = `x ⊛ w + b`, dense or sparse. `out` points to `N·C_out·P`
 /// writable values (their contents are ignored: every one is written).
 ///
@@ -240,30 +252,40 @@ pub(crate) unsafe fn forward<V: Value>(
     assert_eq!(w.len(), co * k, "fused conv: weight length");
     if sparse {
         let wt = transpose_weight(g, w);
-        let w_hwio = sparse::gather_supports(g).then(|| hwio_weight(g, &wt));
+        let bit_gather = sparse::gather_supports(g);
+        let value_gather = sparse::gather_values_supports(g);
+        let w_hwio = (bit_gather || value_gather).then(|| hwio_weight(g, &wt));
         let th = sparse::tile_rows(g);
         for_samples(g.n, |a, z| {
             with_scratch(|scratch| {
-                let (_, acc, spikes, bits) = scratch.sized(0, th * g.ow * co);
+                let (_, acc, spikes, bits, pixels) = scratch.sized(0, th * g.ow * co);
                 for s in a..z {
                     // SAFETY: sample `s`'s output belongs to this worker only; the row
                     // tiles' transposes below write every value of it.
                     let o = unsafe { out_p.uninit(s * co * p, co * p) };
                     let xs = &x[s * in_len..(s + 1) * in_len];
-                    // Binary input: output-stationary gather from channel masks;
-                    // otherwise (or an unsupported channel count) the scatter.
-                    let gather = match &w_hwio {
-                        Some(wh) if bits.index(g, xs) => Some(wh),
+                    // Output-stationary gathers: from channel masks for binary input with
+                    // ≥ 64 channels, from per-pixel non-zero lists otherwise; the scatter
+                    // where neither handles the channel counts.
+                    let path = match &w_hwio {
+                        Some(wh) if bit_gather && bits.index(g, xs) => Path::Bits(wh),
+                        Some(wh) if value_gather => {
+                            pixels.index(g, xs);
+                            Path::Values(wh)
+                        }
                         _ => {
                             spikes.index(g, xs);
-                            None
+                            Path::Scatter
                         }
                     };
                     for (oy0, oy1, q0, tile) in row_tiles(g, th) {
                         let acc = &mut acc[..tile * co];
-                        match gather {
-                            Some(wh) => sparse::gather(g, bits, (oy0, oy1), wh, acc),
-                            None => {
+                        match path {
+                            Path::Bits(wh) => sparse::gather(g, bits, (oy0, oy1), wh, acc),
+                            Path::Values(wh) => {
+                                sparse::gather_values(g, pixels, (oy0, oy1), wh, acc)
+                            }
+                            Path::Scatter => {
                                 acc.fill(0.0);
                                 sparse::scatter(g, spikes, (oy0, oy1), &wt, acc, true);
                             }
@@ -278,7 +300,7 @@ pub(crate) unsafe fn forward<V: Value>(
         for_samples(g.n, |a, z| {
             with_scratch(|scratch| {
                 let direct = g.pointwise() && V::as_f32(x).is_some();
-                let (col, _, _, _) = scratch.sized(if direct { 0 } else { k * p }, 0);
+                let (col, _, _, _, _) = scratch.sized(if direct { 0 } else { k * p }, 0);
                 for s in a..z {
                     // SAFETY: sample `s`'s output belongs to this worker only.
                     let o = unsafe { out_p.uninit(s * co * p, co * p) };
@@ -338,7 +360,7 @@ pub(crate) unsafe fn backward<V: Value>(
             let mut dwp = vec![0.0f32; co * k];
             let mut dbp = vec![0.0f64; co];
             let direct = g.pointwise() && V::as_f32(x).is_some();
-            let (col, gt, spikes, _) = scratch.sized(
+            let (col, gt, spikes, _, _) = scratch.sized(
                 if direct { 0 } else { k * p },
                 if sparse { th * g.ow * co } else { 0 },
             );

@@ -21,7 +21,11 @@
 //! 5–25 %, so the sparse forward and weight gradient do ρ of the dense multiply-adds, with no
 //! im2col buffer: each spike adds a weight row into the `C_out`-contiguous rows of a
 //! transposed output tile (`out_t` `[rows·W', C_out]`, sized for L1), turned back into
-//! `[C_out, P]` tile by tile. The
+//! `[C_out, P]` tile by tile (8×8 blocks in AVX2 registers). With ≥ 32 input channels the
+//! forward instead sums each output pixel's channel block in registers over the non-zeros of
+//! the pixels its taps read (output-stationary: one weight load per non-zero and tap, no
+//! store), from channel bit masks for spikes or from per-pixel lists for other values
+//! (average-pooled spikes: values k/4 at 35–45 % density). The
 //! input gradient stays dense. [`ConvMode::Auto`] (the default) measures the input's density
 //! at every call and takes the sparse path at or below [`KernelPolicy::max_density`] — 0.5 for the
 //! forward and the weight gradient (the break-even measured by `tks bench --conv-micro`

@@ -1,7 +1,10 @@
-//! The spike-aware path: the index of one sample's non-zeros ([`Spikes`]) or channel bit masks
-//! ([`Bits`]), the tap-stationary [`scatter`] (forward and weight gradient) and the
-//! output-stationary [`gather`] (forward on binary input), compiled for the best vector unit
-//! found at run time, and the weight layouts they read.
+//! The spike-aware path: the index of one sample's non-zeros row by row ([`Spikes`]), pixel by
+//! pixel ([`Pixels`]) or as channel bit masks ([`Bits`]); the tap-stationary [`scatter`]
+//! (weight gradient, and the forward of layers with < 32 input channels) and the
+//! output-stationary gathers ([`gather`]: forward on binary input with ≥ 64 channels;
+//! [`gather_values`]: forward on any other input with ≥ 32 channels, e.g. average-pooled
+//! spikes), compiled for the best vector unit found at run time, and the weight layouts they
+//! read.
 
 use super::dense::transpose;
 use super::kernel::{Geom, Value};
@@ -277,6 +280,178 @@ fn gather_impl<const CB: usize>(
     }
 }
 
+/// The non-zeros of one sample `[C_in, H, W]` pixel by pixel (the input of
+/// [`gather_values`], for any values: average-pooled spikes are the common case).
+#[derive(Default)]
+pub struct Pixels {
+    /// `entries[begin[p]..end[p]]` are pixel `p`'s non-zeros, ascending by channel.
+    begin: Vec<u32>,
+    /// See `begin`.
+    end: Vec<u32>,
+    /// `(input channel, value)` of each non-zero (one spare slot per pixel).
+    entries: Vec<(u32, f32)>,
+    /// The geometry the index was built for (`C_in`, `H·W`).
+    shape: (usize, usize),
+}
+
+impl Pixels {
+    /// Indexes the non-zeros of `x` (buffers are reused between calls).
+    pub fn index<V: Value>(&mut self, g: &Geom, x: &[V]) {
+        assert_eq!(x.len(), g.cin * g.h * g.w, "fused conv: sample length");
+        let hw = g.h * g.w;
+        self.shape = (g.cin, hw);
+        // Per pixel, its non-zero count plus one spare slot: the fill below writes every
+        // value at the pixel's cursor and only moves it on for a non-zero (branch-free).
+        let counts = &mut self.end;
+        counts.clear();
+        counts.resize(hw, 1);
+        for plane in x.chunks_exact(hw) {
+            for (c, v) in counts.iter_mut().zip(plane) {
+                *c += u32::from(v.get() != 0.0);
+            }
+        }
+        self.begin.clear();
+        let mut total = 0u32;
+        self.begin.extend(counts.iter().map(|&c| {
+            let b = total;
+            total += c;
+            b
+        }));
+        self.end.copy_from_slice(&self.begin);
+        self.entries.resize(total as usize, (0, 0.0));
+        let (end, entries) = (&mut self.end[..], &mut self.entries[..]);
+        for (ci, plane) in x.chunks_exact(hw).enumerate() {
+            for (e, v) in end.iter_mut().zip(plane) {
+                let v = v.get();
+                entries[*e as usize] = (ci as u32, v);
+                *e += u32::from(v != 0.0);
+            }
+        }
+    }
+}
+
+/// Whether [`gather_values`] handles `g`: 16, 32 or a multiple of 64 output channels, and
+/// at least 32 input channels (with fewer, a pixel holds too few non-zeros to pay for its
+/// bookkeeping and the scatter wins; measured on the 16 → 32 layer of VGG-SNN at 48×48,
+/// 11–15 % spikes).
+pub fn gather_values_supports(g: &Geom) -> bool {
+    g.cin >= 32 && (matches!(g.cout, 16 | 32) || g.cout.is_multiple_of(64))
+}
+
+/// Output-stationary forward for any input: like [`gather`], the output block of each
+/// pixel is summed in registers, over the non-zeros `(c, v)` of the pixels its taps read:
+/// `tile[q, :] = Σ v · w_hwio[(u·k_w + t)·C_in + c, :]` (`w_hwio` `[k_h, k_w, C_in, C_out]`,
+/// `tile` `[(oy1 − oy0)·W', C_out]`). One weight load per non-zero and tap and no store per
+/// non-zero: on average-pooled spikes (values k/4, density 35–45 % in VGG-SNN) it replaces
+/// the scatter, which loads and stores the output tile for every non-zero and tap.
+pub fn gather_values(g: &Geom, px: &Pixels, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]) {
+    let (oy0, oy1) = tile;
+    assert!(oy0 < oy1 && oy1 <= g.oh, "fused conv: tile rows");
+    assert!(
+        gather_values_supports(g),
+        "fused conv: gather channel count"
+    );
+    assert!(
+        px.shape == (g.cin, g.h * g.w),
+        "fused conv: pixel index built for another geometry"
+    );
+    // `begin[p] ≤ end[p]` ascend pixel after pixel (only `Pixels::index` writes them), so
+    // every entry read lies below the last `end`.
+    assert!(
+        px.end
+            .last()
+            .is_none_or(|&e| e as usize <= px.entries.len()),
+        "fused conv: pixel index"
+    );
+    assert_eq!(w_hwio.len(), g.k() * g.cout, "fused conv: gather weight");
+    assert_eq!(
+        out.len(),
+        (oy1 - oy0) * g.ow * g.cout,
+        "fused conv: gather tile"
+    );
+    gather_values_compiled(g, px, tile, w_hwio, out)
+}
+
+simd_dispatch! { avx512;
+    /// `gather_values_generic` compiled for the best vector unit found at run time.
+    fn gather_values_compiled[](
+        g: &Geom, px: &Pixels, tile: (usize, usize), w_hwio: &[f32], out: &mut [f32]
+    ) => gather_values_generic[]
+}
+
+#[inline(always)]
+fn gather_values_generic(
+    g: &Geom,
+    px: &Pixels,
+    tile: (usize, usize),
+    w_hwio: &[f32],
+    out: &mut [f32],
+) {
+    match g.cout {
+        16 => gather_values_impl::<16>(g, px, tile, w_hwio, out),
+        32 => gather_values_impl::<32>(g, px, tile, w_hwio, out),
+        _ => gather_values_impl::<64>(g, px, tile, w_hwio, out),
+    }
+}
+
+/// [`gather_values`] with `CB` output channels per register block (`C_out` a multiple of
+/// it; 64 at most, so that the block, a weight vector and the value fit in the 16 AVX2
+/// registers).
+#[inline(always)]
+fn gather_values_impl<const CB: usize>(
+    g: &Geom,
+    px: &Pixels,
+    (oy0, oy1): (usize, usize),
+    w_hwio: &[f32],
+    out: &mut [f32],
+) {
+    let (co, cin) = (g.cout, g.cin);
+    let (s, pad, ow) = (g.stride, g.pad, g.ow);
+    debug_assert!(co % CB == 0);
+    let (ep, wp) = (px.entries.as_ptr(), w_hwio.as_ptr());
+    for c0 in (0..co).step_by(CB) {
+        for oy in oy0..oy1 {
+            for ox in 0..ow {
+                let mut acc = [0.0f32; CB];
+                for u in 0..g.kh {
+                    let Some(iy) = (oy * s + u).checked_sub(pad) else {
+                        continue;
+                    };
+                    if iy >= g.h {
+                        break;
+                    }
+                    for t in 0..g.kw {
+                        let Some(ix) = (ox * s + t).checked_sub(pad) else {
+                            continue;
+                        };
+                        if ix >= g.w {
+                            break;
+                        }
+                        let p = iy * g.w + ix;
+                        let row0 = (u * g.kw + t) * cin;
+                        for e in px.begin[p] as usize..px.end[p] as usize {
+                            debug_assert!(e < px.entries.len());
+                            // SAFETY: e < end[p] ≤ entries.len() (see `gather_values`).
+                            let (ci, v) = unsafe { *ep.add(e) };
+                            let ci = ci as usize;
+                            debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
+                            // SAFETY: ci < C_in (the index holds this geometry's
+                            // channels), so row0 + ci < K, and c0 + CB ≤ C_out.
+                            let wr = unsafe { wp.add((row0 + ci) * co + c0) };
+                            for (i, a) in acc.iter_mut().enumerate() {
+                                // SAFETY: i < CB (see above).
+                                *a += v * unsafe { *wr.add(i) };
+                            }
+                        }
+                    }
+                }
+                let q = (oy - oy0) * ow + ox;
+                out[q * co + c0..q * co + c0 + CB].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
 /// The output column fed by input column `ix` through kernel column `t`
 /// (`ox·s = ix + pad − t`, `0 ≤ ox < W'`), if any.
 #[inline(always)]
@@ -516,6 +691,29 @@ fn scatter_impl<const BINARY: bool, const FORWARD: bool, const CB: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pixels_index_lists_each_pixels_non_zeros_in_channel_order() {
+        // 3 channels, 2×2 pixels; pixel 3 empty, pixel 0 in every channel.
+        let g = Geom::new([1, 3, 2, 2], [32, 3, 3, 3], 1, 1);
+        #[rustfmt::skip]
+        let x = [
+            0.5, 0.0, 0.25, 0.0,
+            1.0, 0.75, 0.0, 0.0,
+            -2.0, 0.0, 0.0, 0.0,
+        ];
+        let mut px = Pixels::default();
+        px.index(&g, &x);
+        let list =
+            |px: &Pixels, p: usize| px.entries[px.begin[p] as usize..px.end[p] as usize].to_vec();
+        assert_eq!(list(&px, 0), [(0, 0.5), (1, 1.0), (2, -2.0)]);
+        assert_eq!(list(&px, 1), [(1, 0.75)]);
+        assert_eq!(list(&px, 2), [(0, 0.25)]);
+        assert_eq!(list(&px, 3), []);
+        // Reused for another sample: nothing of the first is left.
+        px.index(&g, &[0.0; 12]);
+        assert!((0..4).all(|p| list(&px, p).is_empty()));
+    }
 
     #[test]
     fn bits_index_sets_each_channel_bit_and_rejects_a_non_binary_last_plane() {

@@ -222,18 +222,7 @@ fn transpose_avx2(
     }
     let (full_rows, full_cols) = (rows / B * B, cols / B * B);
     if full_rows > 0 && full_cols > 0 {
-        assert!(
-            add.is_empty() || add.len() >= cols,
-            "fused conv: transpose bias"
-        );
-        assert!(
-            src.len() >= (rows - 1) * src_rs + cols,
-            "fused conv: transpose source"
-        );
-        assert!(
-            dst.len() >= (cols - 1) * dst_rs + rows,
-            "fused conv: transpose target"
-        );
+        check_transpose(src.len(), src_rs, rows, cols, dst.len(), dst_rs, add.len());
         let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr().cast::<f32>());
         for i0 in (0..full_rows).step_by(B) {
             for j0 in (0..full_cols).step_by(B) {
@@ -300,6 +289,34 @@ fn transpose_avx2(
     }
 }
 
+/// The bounds of [`transpose`]: `add` empty or one value per column, and (for a non-empty
+/// block) every source and destination value inside its slice.
+#[inline(always)]
+fn check_transpose(
+    src_len: usize,
+    src_rs: usize,
+    rows: usize,
+    cols: usize,
+    dst_len: usize,
+    dst_rs: usize,
+    add_len: usize,
+) {
+    assert!(
+        add_len == 0 || add_len >= cols,
+        "fused conv: transpose bias"
+    );
+    if rows > 0 && cols > 0 {
+        assert!(
+            src_len >= (rows - 1) * src_rs + cols,
+            "fused conv: transpose source"
+        );
+        assert!(
+            dst_len >= (cols - 1) * dst_rs + rows,
+            "fused conv: transpose target"
+        );
+    }
+}
+
 #[inline(always)]
 fn transpose_body(
     src: &[f32],
@@ -311,21 +328,10 @@ fn transpose_body(
     add: &[f32],
 ) {
     const B: usize = 8;
-    assert!(
-        add.is_empty() || add.len() >= cols,
-        "fused conv: transpose bias"
-    );
+    check_transpose(src.len(), src_rs, rows, cols, dst.len(), dst_rs, add.len());
     if rows == 0 || cols == 0 {
         return;
     }
-    assert!(
-        src.len() >= (rows - 1) * src_rs + cols,
-        "fused conv: transpose source"
-    );
-    assert!(
-        dst.len() >= (cols - 1) * dst_rs + rows,
-        "fused conv: transpose target"
-    );
     let plus = |j: usize| if add.is_empty() { 0.0 } else { add[j] };
     for i0 in (0..rows).step_by(B) {
         for j0 in (0..cols).step_by(B) {

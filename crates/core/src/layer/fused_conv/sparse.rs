@@ -226,14 +226,48 @@ fn gather_generic(g: &Geom, bits: &Bits, tile: (usize, usize), w_hwio: &[f32], o
 fn gather_impl<const CB: usize>(
     g: &Geom,
     bits: &Bits,
-    (oy0, oy1): (usize, usize),
+    tile: (usize, usize),
     w_hwio: &[f32],
     out: &mut [f32],
 ) {
-    let (co, cin, words) = (g.cout, g.cin, bits.words);
+    let (co, words) = (g.cout, bits.words);
+    let (mp, wp) = (bits.bits.as_ptr(), w_hwio.as_ptr());
+    gather_taps::<CB>(g, tile, out, |acc, p, row0, c0| {
+        let base = p * words;
+        for wd in 0..words {
+            debug_assert!(base + wd < bits.bits.len());
+            // SAFETY: p < H·W and wd < words index the masks.
+            let mut m = unsafe { *mp.add(base + wd) };
+            while m != 0 {
+                let ci = wd * 64 + m.trailing_zeros() as usize;
+                m &= m - 1;
+                debug_assert!(ci < g.cin);
+                debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
+                // SAFETY: row0 + ci < K and c0 + CB ≤ C_out.
+                let wr = unsafe { wp.add((row0 + ci) * co + c0) };
+                for (i, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: i < CB (see above).
+                    *a += unsafe { *wr.add(i) };
+                }
+            }
+        }
+    });
+}
+
+/// The loops both gathers share: for every block of `CB` output channels (from `c0`) and
+/// output pixel `q` of rows `oy0..oy1`, `acc` = 0, then `body(acc, p, row0, c0)` for every
+/// kernel tap `(u, t)` that reads input pixel `p = iy·W + ix` (`row0 = (u·k_w + t)·C_in`,
+/// the tap's first row of `w_hwio`), then `out[q, c0..c0 + CB] = acc`.
+#[inline(always)]
+fn gather_taps<const CB: usize>(
+    g: &Geom,
+    (oy0, oy1): (usize, usize),
+    out: &mut [f32],
+    mut body: impl FnMut(&mut [f32; CB], usize, usize, usize),
+) {
+    let (co, cin) = (g.cout, g.cin);
     let (s, pad, ow) = (g.stride, g.pad, g.ow);
     debug_assert!(co % CB == 0);
-    let (mp, wp) = (bits.bits.as_ptr(), w_hwio.as_ptr());
     for c0 in (0..co).step_by(CB) {
         for oy in oy0..oy1 {
             for ox in 0..ow {
@@ -252,25 +286,7 @@ fn gather_impl<const CB: usize>(
                         if ix >= g.w {
                             break;
                         }
-                        let base = (iy * g.w + ix) * words;
-                        let row0 = (u * g.kw + t) * cin;
-                        for wd in 0..words {
-                            debug_assert!(base + wd < bits.bits.len());
-                            // SAFETY: iy < H, ix < W and wd < words index the masks.
-                            let mut m = unsafe { *mp.add(base + wd) };
-                            while m != 0 {
-                                let ci = wd * 64 + m.trailing_zeros() as usize;
-                                m &= m - 1;
-                                debug_assert!(ci < cin);
-                                debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
-                                // SAFETY: row0 + ci < K and c0 + CB ≤ C_out.
-                                let wr = unsafe { wp.add((row0 + ci) * co + c0) };
-                                for (i, a) in acc.iter_mut().enumerate() {
-                                    // SAFETY: i < CB (see above).
-                                    *a += unsafe { *wr.add(i) };
-                                }
-                            }
-                        }
+                        body(&mut acc, iy * g.w + ix, (u * g.kw + t) * cin, c0);
                     }
                 }
                 let q = (oy - oy0) * ow + ox;
@@ -401,55 +417,28 @@ fn gather_values_generic(
 fn gather_values_impl<const CB: usize>(
     g: &Geom,
     px: &Pixels,
-    (oy0, oy1): (usize, usize),
+    tile: (usize, usize),
     w_hwio: &[f32],
     out: &mut [f32],
 ) {
-    let (co, cin) = (g.cout, g.cin);
-    let (s, pad, ow) = (g.stride, g.pad, g.ow);
-    debug_assert!(co % CB == 0);
+    let co = g.cout;
     let (ep, wp) = (px.entries.as_ptr(), w_hwio.as_ptr());
-    for c0 in (0..co).step_by(CB) {
-        for oy in oy0..oy1 {
-            for ox in 0..ow {
-                let mut acc = [0.0f32; CB];
-                for u in 0..g.kh {
-                    let Some(iy) = (oy * s + u).checked_sub(pad) else {
-                        continue;
-                    };
-                    if iy >= g.h {
-                        break;
-                    }
-                    for t in 0..g.kw {
-                        let Some(ix) = (ox * s + t).checked_sub(pad) else {
-                            continue;
-                        };
-                        if ix >= g.w {
-                            break;
-                        }
-                        let p = iy * g.w + ix;
-                        let row0 = (u * g.kw + t) * cin;
-                        for e in px.begin[p] as usize..px.end[p] as usize {
-                            debug_assert!(e < px.entries.len());
-                            // SAFETY: e < end[p] ≤ entries.len() (see `gather_values`).
-                            let (ci, v) = unsafe { *ep.add(e) };
-                            let ci = ci as usize;
-                            debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
-                            // SAFETY: ci < C_in (the index holds this geometry's
-                            // channels), so row0 + ci < K, and c0 + CB ≤ C_out.
-                            let wr = unsafe { wp.add((row0 + ci) * co + c0) };
-                            for (i, a) in acc.iter_mut().enumerate() {
-                                // SAFETY: i < CB (see above).
-                                *a += v * unsafe { *wr.add(i) };
-                            }
-                        }
-                    }
-                }
-                let q = (oy - oy0) * ow + ox;
-                out[q * co + c0..q * co + c0 + CB].copy_from_slice(&acc);
+    gather_taps::<CB>(g, tile, out, |acc, p, row0, c0| {
+        for e in px.begin[p] as usize..px.end[p] as usize {
+            debug_assert!(e < px.entries.len());
+            // SAFETY: e < end[p] ≤ entries.len() (see `gather_values`).
+            let (ci, v) = unsafe { *ep.add(e) };
+            let ci = ci as usize;
+            debug_assert!((row0 + ci) * co + c0 + CB <= w_hwio.len());
+            // SAFETY: ci < C_in (the index holds this geometry's channels), so
+            // row0 + ci < K, and c0 + CB ≤ C_out.
+            let wr = unsafe { wp.add((row0 + ci) * co + c0) };
+            for (i, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i < CB (see above).
+                *a += v * unsafe { *wr.add(i) };
             }
         }
-    }
+    });
 }
 
 /// The output column fed by input column `ix` through kernel column `t`

@@ -217,12 +217,12 @@ fn transpose_avx2(
 ) {
     use std::arch::x86_64::*;
     const B: usize = 8;
+    check_transpose(src.len(), src_rs, rows, cols, dst.len(), dst_rs, add.len());
     if rows == 0 || cols == 0 {
         return;
     }
     let (full_rows, full_cols) = (rows / B * B, cols / B * B);
     if full_rows > 0 && full_cols > 0 {
-        check_transpose(src.len(), src_rs, rows, cols, dst.len(), dst_rs, add.len());
         let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr().cast::<f32>());
         for i0 in (0..full_rows).step_by(B) {
             for j0 in (0..full_cols).step_by(B) {
